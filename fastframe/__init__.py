@@ -1,0 +1,46 @@
+"""fastframe: a fast WebSocket (RFC 6455, RFC 7692) codec and protocol for Python."""
+
+from __future__ import annotations
+
+from ._impl import IMPLEMENTATION, codec as _codec
+from .exceptions import (
+    FastFrameError,
+    InvalidUTF8,
+    LocalProtocolError,
+    PayloadTooBig,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from .types import CloseCode, Opcode
+
+__version__ = "0.1.0"
+
+Frame = _codec.Frame
+FrameParser = _codec.FrameParser
+Utf8Validator = _codec.Utf8Validator
+apply_mask = _codec.apply_mask
+mask_inplace = _codec.mask_inplace
+encode_frame = _codec.encode_frame
+encode_header = _codec.encode_header
+validate_utf8 = _codec.validate_utf8
+
+__all__ = [
+    "IMPLEMENTATION",
+    "CloseCode",
+    "FastFrameError",
+    "Frame",
+    "FrameParser",
+    "InvalidUTF8",
+    "LocalProtocolError",
+    "Opcode",
+    "PayloadTooBig",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Utf8Validator",
+    "apply_mask",
+    "encode_frame",
+    "encode_header",
+    "mask_inplace",
+    "validate_utf8",
+    "__version__",
+]

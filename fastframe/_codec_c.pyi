@@ -1,0 +1,98 @@
+"""Typed surface of the compiled core; ``_codec_py`` has the same one."""
+
+from typing import List, Optional, Union
+
+from .types import Opcode
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+class Frame:
+    """One WebSocket frame with its payload unmasked (RFC 6455 §5.2)."""
+
+    fin: bool
+    rsv1: bool
+    rsv2: bool
+    rsv3: bool
+    opcode: Opcode
+    payload: bytes
+    def __init__(
+        self,
+        opcode: int,
+        payload: bytes = ...,
+        fin: bool = ...,
+        rsv1: bool = ...,
+        rsv2: bool = ...,
+        rsv3: bool = ...,
+    ) -> None: ...
+
+class FrameParser:
+    """Incremental frame parser enforcing RFC 6455 §5.1-§5.5.
+
+    Args:
+        expect_mask: True on the server side (client frames must be masked).
+        max_frame_size: the largest payload accepted, None for no limit; a
+            larger frame is refused from its header alone (1009).
+        allow_rsv1: accept RSV1 (permessage-deflate negotiated).
+    """
+
+    expect_mask: bool
+    allow_rsv1: bool
+    max_frame_size: int
+    failed: bool
+    def __init__(
+        self, *, expect_mask: bool, max_frame_size: Optional[int] = ..., allow_rsv1: bool = ...
+    ) -> None: ...
+    def feed(self, data: BytesLike) -> List[Frame]:
+        """Consume ``data``; return the frames it completes, in order.
+
+        Raises:
+            ProtocolError: RFC 6455 violation (1002); ``frames`` on the
+                exception holds the frames completed before it.
+            PayloadTooBig: a frame over ``max_frame_size`` (1009).
+            TypeError: ``data`` is not bytes-like.
+        """
+
+class Utf8Validator:
+    """Incremental, fail-fast UTF-8 validation."""
+
+    def feed(self, data: BytesLike, final: bool = ...) -> None:
+        """Raises: InvalidUTF8 as soon as the input cannot be valid UTF-8."""
+    def reset(self) -> None: ...
+
+def apply_mask(data: BytesLike, mask: BytesLike) -> bytes:
+    """Return ``data`` XORed with the 4-byte ``mask`` (RFC 6455 §5.3).
+
+    Raises:
+        ValueError: ``mask`` is not 4 bytes long.
+        TypeError: an argument is not bytes-like.
+    """
+
+def mask_inplace(buf: BytesLike, mask: BytesLike) -> None:
+    """XOR the writable, contiguous ``buf`` with ``mask`` in place.
+
+    Raises:
+        TypeError: ``buf`` is read-only or not bytes-like.
+        BufferError: ``buf`` is not contiguous.
+        ValueError: ``mask`` is not 4 bytes long.
+    """
+
+def encode_frame(
+    opcode: int,
+    payload: BytesLike,
+    *,
+    fin: bool = ...,
+    rsv1: bool = ...,
+    mask: Union[None, bool, BytesLike] = ...,
+) -> bytes:
+    """Return one frame; ``mask=True`` draws a fresh random key (§5.3).
+
+    Raises:
+        LocalProtocolError: reserved opcode, or control frame fragmented or
+            over 125 bytes (§5.5).
+    """
+
+def encode_header(opcode: int, length: int, *, fin: bool = ..., rsv1: bool = ...) -> bytes:
+    """Return the header of an unmasked frame of ``length`` payload bytes."""
+
+def validate_utf8(data: BytesLike) -> bool:
+    """Return True if ``data`` is valid UTF-8."""

@@ -1,0 +1,639 @@
+# cython: language_level=3, embedsignature=True
+# distutils: language = c
+"""The compiled hot path of fastframe: masking, frame parsing and encoding, UTF-8.
+
+Behaviour is defined by the pure twin ``_codec_py.py``; this module does the
+same work at pointer level.  Docstrings for the public surface live in
+``_codec_c.pyi``.  Not marked ``freethreading_compatible``: the mask key pool
+and each parser assume the GIL serialises callers.
+"""
+
+cimport cython
+from cpython.buffer cimport (
+    PyBUF_SIMPLE,
+    PyBuffer_Release,
+    PyObject_GetBuffer,
+)
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_CheckExact,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+)
+from cpython.list cimport PyList_Append
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_XDECREF
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+import operator
+import os
+
+from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
+from .types import Opcode
+
+
+cdef extern from "_mask.h" nogil:
+    void ff_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t *key)
+    void ff_rotate_key(uint8_t *out, const uint8_t *key, size_t offset)
+    uint32_t ff_utf8_step(uint32_t state, const uint8_t *s, size_t n, size_t *bad)
+    uint32_t FF_UTF8_BAD
+
+
+cdef extern from "Python.h":
+    # Declared here with PyObject** so that a payload can be grown in place
+    # while it is owned by this module alone (refcount 1, never shared yet).
+    int _PyBytes_Resize(PyObject **string, Py_ssize_t newsize) except -1
+    PyObject *PyBytes_FromStringAndSize_raw "PyBytes_FromStringAndSize" (const char *v, Py_ssize_t n) except NULL
+
+
+# RFC 6455 §5.2: payload length 126 announces a 16-bit length, 127 a 64-bit
+# length whose most significant bit must be 0.
+DEF LEN16 = 126
+DEF LEN64 = 127
+# RFC 6455 §5.5: control frames carry at most 125 bytes.
+DEF MAX_CONTROL = 125
+DEF MAX_LEN64 = 0x7FFFFFFFFFFFFFFF
+
+# Parser states, the same numbers as in the pure twin.
+DEF S_HEADER = 0
+DEF S_PAYLOAD = 1
+DEF S_FAILED = 2
+
+# A payload that does not arrive whole is grown as it comes, starting here,
+# so that a header announcing a huge frame reserves nothing up front.
+DEF PREALLOC = 65536
+
+# Opcode members by value (None for reserved values), so that a parsed frame
+# carries the enum member at the cost of a tuple lookup.
+cdef tuple _OPCODES = tuple(
+    Opcode(i) if i in Opcode._value2member_map_ else None for i in range(16)
+)
+
+# _B0_OK[allow_rsv1][b0] is 1 when the first header byte is acceptable:
+# known opcode (§5.2), RSV2/RSV3 clear and RSV1 clear unless allowed
+# (§5.2, RFC 7692 §6), and a control frame final (§5.5).  One table lookup
+# replaces four tests on the hot path; the slow path names the error.
+cdef uint8_t _B0_OK[2][256]
+
+
+cdef void _init_tables():
+    cdef int allow, b0, op
+    for allow in range(2):
+        for b0 in range(256):
+            op = b0 & 0x0F
+            _B0_OK[allow][b0] = (
+                _OPCODES[op] is not None
+                and not (b0 & 0x30)
+                and (allow or not (b0 & 0x40))
+                and (not (op & 0x8) or (b0 & 0x80))
+            )
+
+
+_init_tables()
+
+
+@cython.freelist(256)
+cdef class Frame:
+    cdef readonly bint fin
+    cdef readonly bint rsv1
+    cdef readonly bint rsv2
+    cdef readonly bint rsv3
+    cdef readonly object opcode
+    cdef readonly bytes payload
+
+    def __init__(self, opcode, bytes payload=b"", bint fin=True, bint rsv1=False,
+                 bint rsv2=False, bint rsv3=False):
+        cdef int op = opcode
+        self.opcode = _OPCODES[op] if 0 <= op < 16 and _OPCODES[op] is not None else opcode
+        self.payload = payload
+        self.fin = fin
+        self.rsv1 = rsv1
+        self.rsv2 = rsv2
+        self.rsv3 = rsv3
+
+    def __eq__(self, other):
+        if not isinstance(other, Frame):
+            return NotImplemented
+        cdef Frame o = <Frame>other
+        return (
+            self.opcode == o.opcode
+            and self.fin == o.fin
+            and self.rsv1 == o.rsv1
+            and self.rsv2 == o.rsv2
+            and self.rsv3 == o.rsv3
+            and self.payload == o.payload
+        )
+
+    __hash__ = None
+
+    def __repr__(self):
+        from ._codec_py import _frame_repr
+        return _frame_repr(self)
+
+
+cdef inline Frame _make_frame(uint8_t b0, bytes payload):
+    # Frame.__new__ goes straight to tp_new (and the freelist) without
+    # argument parsing; the fields are set directly.
+    cdef Frame f = Frame.__new__(Frame)
+    f.fin = (b0 & 0x80) != 0
+    f.rsv1 = (b0 & 0x40) != 0
+    f.rsv2 = (b0 & 0x20) != 0
+    f.rsv3 = (b0 & 0x10) != 0
+    # The index is b0 & 0x0F < 16 = len(_OPCODES).
+    f.opcode = _OPCODES[b0 & 0x0F]
+    f.payload = payload
+    return f
+
+
+# ---------------------------------------------------------------- buffers
+
+cdef int _get_buffer(object obj, Py_buffer *view) except -1:
+    """A C-contiguous byte view of any bytes-like object.
+
+    Non-contiguous buffers (a strided memoryview) are copied once into bytes,
+    as the pure twin does with ``memoryview.tobytes()``.
+    """
+    try:
+        PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
+        return 0
+    except BufferError:
+        pass
+    except TypeError:
+        raise TypeError(
+            f"a bytes-like object is required, not {type(obj).__name__!r}"
+        ) from None
+    PyObject_GetBuffer(memoryview(obj).tobytes(), view, PyBUF_SIMPLE)
+    return 0
+
+
+cdef int _get_key(object mask, uint8_t key[4]) except -1:
+    cdef Py_buffer view
+    if PyBytes_CheckExact(mask):
+        if PyBytes_GET_SIZE(mask) != 4:
+            raise ValueError(f"mask must be 4 bytes long, not {PyBytes_GET_SIZE(mask)}")
+        memcpy(key, PyBytes_AS_STRING(mask), 4)
+        return 0
+    _get_buffer(mask, &view)
+    try:
+        if view.len != 4:
+            raise ValueError(f"mask must be 4 bytes long, not {view.len}")
+        memcpy(key, view.buf, 4)
+    finally:
+        PyBuffer_Release(&view)
+    return 0
+
+
+# ---------------------------------------------------------------- masking
+
+def apply_mask(data, mask):
+    cdef uint8_t key[4]
+    cdef Py_buffer view
+    cdef bytes out
+    _get_key(mask, key)
+    if PyBytes_CheckExact(data):
+        out = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(data))
+        ff_mask_copy(<uint8_t *>PyBytes_AS_STRING(out),
+                     <const uint8_t *>PyBytes_AS_STRING(data),
+                     <size_t>PyBytes_GET_SIZE(data), key)
+        return out
+    _get_buffer(data, &view)
+    try:
+        out = PyBytes_FromStringAndSize(NULL, view.len)
+        ff_mask_copy(<uint8_t *>PyBytes_AS_STRING(out), <const uint8_t *>view.buf,
+                     <size_t>view.len, key)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+def mask_inplace(buf, mask):
+    cdef uint8_t key[4]
+    cdef Py_buffer view
+    _get_key(mask, key)
+    # PyBUF_SIMPLE accepts read-only buffers and refuses non-contiguous ones
+    # (BufferError), like the twin; read-only is then refused as TypeError.
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        if view.readonly:
+            raise TypeError("mask_inplace() needs a writable buffer")
+        ff_mask_copy(<uint8_t *>view.buf, <const uint8_t *>view.buf, <size_t>view.len, key)
+    finally:
+        PyBuffer_Release(&view)
+
+
+# A block of random bytes from os.urandom, handed out 4 bytes at a time as
+# mask keys (RFC 6455 §5.3 asks for a strong source; one system call per
+# 1024 frames instead of one per frame).
+DEF POOL_SIZE = 4096
+cdef bytes _pool = b""
+cdef Py_ssize_t _pool_pos = POOL_SIZE
+
+
+cdef inline void _next_key(uint8_t key[4]) except *:
+    global _pool, _pool_pos
+    if _pool_pos >= POOL_SIZE:
+        _pool = os.urandom(POOL_SIZE)
+        _pool_pos = 0
+    memcpy(key, PyBytes_AS_STRING(_pool) + _pool_pos, 4)
+    _pool_pos += 4
+
+
+# ---------------------------------------------------------------- encoding
+
+cdef inline Py_ssize_t _write_header(uint8_t *p, int op, uint64_t n, bint fin,
+                                     bint rsv1, bint masked) noexcept:
+    cdef uint8_t m = 0x80 if masked else 0
+    p[0] = <uint8_t>(op | (0x80 if fin else 0) | (0x40 if rsv1 else 0))
+    # RFC 6455 §5.2: the minimal number of bytes encodes the length.
+    if n < LEN16:
+        p[1] = m | <uint8_t>n
+        return 2
+    if n < 0x10000:
+        p[1] = m | LEN16
+        p[2] = <uint8_t>(n >> 8)
+        p[3] = <uint8_t>n
+        return 4
+    p[1] = m | LEN64
+    cdef int i
+    for i in range(8):
+        p[2 + i] = <uint8_t>(n >> (56 - 8 * i))
+    return 10
+
+
+cdef inline Py_ssize_t _header_size(uint64_t n, bint masked) noexcept:
+    return (2 if n < LEN16 else (4 if n < 0x10000 else 10)) + (4 if masked else 0)
+
+
+cdef int _check_opcode(object opcode, Py_ssize_t n, bint fin) except -1:
+    cdef int op
+    try:
+        op = opcode
+    except (TypeError, OverflowError):
+        if isinstance(opcode, int):
+            raise LocalProtocolError(f"invalid opcode {opcode:#x} (RFC 6455 §5.2)") from None
+        raise TypeError(f"opcode must be an int, not {type(opcode).__name__!r}") from None
+    if op < 0 or op > 15 or _OPCODES[op] is None:
+        raise LocalProtocolError(f"invalid opcode {op:#x} (RFC 6455 §5.2)")
+    # RFC 6455 §5.5: control frames are never fragmented and carry ≤ 125 bytes.
+    if op & 0x8:
+        if not fin:
+            raise LocalProtocolError(
+                f"control frame {Opcode(op).name} must not be fragmented (RFC 6455 §5.5)"
+            )
+        if n > MAX_CONTROL:
+            raise LocalProtocolError(
+                f"control frame {Opcode(op).name} payload is {n} bytes, "
+                f"over the 125-byte limit (RFC 6455 §5.5)"
+            )
+    return op
+
+
+cdef bytes _encode(int op, const uint8_t *src, Py_ssize_t n, bint fin, bint rsv1,
+                   object mask):
+    cdef uint8_t key[4]
+    cdef bint masked = mask is not None and mask is not False
+    cdef Py_ssize_t hlen = _header_size(<uint64_t>n, masked)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, hlen + n)
+    cdef uint8_t *p = <uint8_t *>PyBytes_AS_STRING(out)
+    if masked:
+        if mask is True:
+            _next_key(key)
+        else:
+            _get_key(mask, key)
+        _write_header(p, op, <uint64_t>n, fin, rsv1, True)
+        memcpy(p + hlen - 4, key, 4)
+        ff_mask_copy(p + hlen, src, <size_t>n, key)
+    else:
+        _write_header(p, op, <uint64_t>n, fin, rsv1, False)
+        memcpy(p + hlen, src, <size_t>n)
+    return out
+
+
+def encode_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
+    cdef Py_buffer view
+    cdef int op
+    if PyBytes_CheckExact(payload):
+        op = _check_opcode(opcode, PyBytes_GET_SIZE(payload), fin)
+        return _encode(op, <const uint8_t *>PyBytes_AS_STRING(payload),
+                       PyBytes_GET_SIZE(payload), fin, rsv1, mask)
+    _get_buffer(payload, &view)
+    try:
+        op = _check_opcode(opcode, view.len, fin)
+        return _encode(op, <const uint8_t *>view.buf, view.len, fin, rsv1, mask)
+    finally:
+        PyBuffer_Release(&view)
+
+
+def encode_header(opcode, length, *, bint fin=True, bint rsv1=False):
+    cdef uint8_t buf[10]
+    length = operator.index(length)
+    if length < 0:
+        raise ValueError("length must not be negative")
+    if length > MAX_LEN64:
+        raise LocalProtocolError("payload too long for a WebSocket frame")
+    cdef uint64_t n = length
+    cdef int op = _check_opcode(opcode, <Py_ssize_t>n, fin)
+    cdef Py_ssize_t hlen = _write_header(buf, op, n, fin, rsv1, False)
+    return PyBytes_FromStringAndSize(<char *>buf, hlen)
+
+
+# ---------------------------------------------------------------- parsing
+
+cdef class FrameParser:
+    cdef readonly bint expect_mask
+    cdef readonly bint allow_rsv1
+    cdef uint64_t _max
+    cdef int _state
+    # Header bytes collected across feeds (at most 14: 2 + 8 + 4).
+    cdef uint8_t _hdr[14]
+    cdef Py_ssize_t _hdr_len
+    # The frame whose payload is arriving: first byte, key, length, and the
+    # bytes object being filled (owned here alone until it is complete).
+    cdef uint8_t _b0
+    cdef uint8_t _key[4]
+    cdef bint _masked
+    cdef uint64_t _len
+    cdef uint64_t _fill
+    cdef PyObject *_payload
+    cdef Py_ssize_t _cap
+    cdef object _error
+
+    def __cinit__(self):
+        self._payload = NULL
+
+    def __init__(self, *, expect_mask, max_frame_size=1 << 20, allow_rsv1=False):
+        if max_frame_size is None:
+            self._max = MAX_LEN64
+        elif max_frame_size < 0:
+            raise ValueError("max_frame_size must be >= 0 or None")
+        else:
+            self._max = min(max_frame_size, MAX_LEN64)
+        self.expect_mask = bool(expect_mask)
+        self.allow_rsv1 = bool(allow_rsv1)
+        self._state = S_HEADER
+        self._hdr_len = 0
+        self._error = None
+
+    def __dealloc__(self):
+        Py_XDECREF(self._payload)
+        self._payload = NULL
+
+    @property
+    def max_frame_size(self):
+        return self._max
+
+    @property
+    def failed(self):
+        return self._state == S_FAILED
+
+    cdef object _fail(self, object exc, list frames):
+        self._state = S_FAILED
+        self._error = exc
+        Py_XDECREF(self._payload)
+        self._payload = NULL
+        exc.frames = frames
+        return exc
+
+    cdef object _header_error(self, uint8_t b0, uint8_t b1):
+        # The same rules in the same order as the twin's _check_header.
+        cdef int op = b0 & 0x0F
+        # RFC 6455 §5.2: opcodes 3-7 and 0xB-0xF are reserved.
+        if _OPCODES[op] is None:
+            return ProtocolError(f"reserved opcode {op:#x}")
+        # RFC 6455 §5.2 / RFC 7692 §6: RSV bits only for a negotiated extension.
+        if (b0 & 0x30) or ((b0 & 0x40) and not self.allow_rsv1):
+            return ProtocolError("reserved bit set without a negotiated extension")
+        # RFC 6455 §5.5: control frames are final and carry ≤ 125 bytes.
+        if op & 0x8:
+            if not (b0 & 0x80):
+                return ProtocolError("fragmented control frame")
+            if (b1 & 0x7F) > MAX_CONTROL:
+                return ProtocolError("control frame payload longer than 125 bytes")
+        # RFC 6455 §5.1: a client masks every frame, a server never does.
+        if ((b1 & 0x80) != 0) != self.expect_mask:
+            if self.expect_mask:
+                return ProtocolError("unmasked frame from a client")
+            return ProtocolError("masked frame from a server")
+        return None
+
+    cdef inline Py_ssize_t _header_len(self, uint8_t b1) noexcept:
+        cdef uint8_t l7 = b1 & 0x7F
+        return (2 if l7 < LEN16 else (4 if l7 == LEN16 else 10)) + (4 if b1 & 0x80 else 0)
+
+    cdef int _read_header(self, const uint8_t *h, list frames) except -1:
+        """Decode a complete header at h into the current-frame fields."""
+        cdef uint8_t b1 = h[1]
+        cdef uint64_t n = b1 & 0x7F
+        cdef Py_ssize_t off = 2
+        cdef int i
+        if n == LEN16:
+            # RFC 6455 §5.2 asks senders for the minimal encoding but does not
+            # make a longer one invalid; like the peers, accept it.
+            n = (<uint64_t>h[2] << 8) | h[3]
+            off = 4
+        elif n == LEN64:
+            n = 0
+            for i in range(8):
+                n = (n << 8) | h[2 + i]
+            off = 10
+            # RFC 6455 §5.2: the most significant bit MUST be 0.
+            if n > MAX_LEN64:
+                raise self._fail(
+                    ProtocolError("64-bit payload length has its most significant bit set"),
+                    frames)
+        if n > self._max:
+            raise self._fail(
+                PayloadTooBig(f"frame of {n} bytes exceeds max_frame_size {self._max}"),
+                frames)
+        self._b0 = h[0]
+        self._len = n
+        self._masked = (b1 & 0x80) != 0
+        if self._masked:
+            memcpy(self._key, h + off, 4)
+        return 0
+
+    cdef int _start_payload(self, Py_ssize_t avail) except -1:
+        """Allocate the payload of a frame that does not arrive whole."""
+        cdef Py_ssize_t cap = <Py_ssize_t>self._len
+        if cap > PREALLOC and cap > avail:
+            cap = PREALLOC if avail < PREALLOC else avail
+        self._payload = PyBytes_FromStringAndSize_raw(NULL, cap)
+        self._cap = cap
+        self._fill = 0
+        self._state = S_PAYLOAD
+        return 0
+
+    cdef int _append_payload(self, const uint8_t *src, Py_ssize_t n) except -1:
+        """Copy (and unmask) n more payload bytes into the pending payload."""
+        cdef uint8_t key[4]
+        cdef Py_ssize_t need = <Py_ssize_t>self._fill + n
+        cdef Py_ssize_t cap
+        if need > self._cap:
+            # Grow geometrically up to the announced length, so memory follows
+            # the bytes that actually arrived.
+            cap = self._cap * 2
+            if cap < need:
+                cap = need
+            if <uint64_t>cap > self._len:
+                cap = <Py_ssize_t>self._len
+            _PyBytes_Resize(&self._payload, cap)
+            self._cap = cap
+        cdef uint8_t *dst = <uint8_t *>PyBytes_AS_STRING(<object>self._payload) + self._fill
+        if self._masked:
+            ff_rotate_key(key, self._key, <size_t>self._fill)
+            ff_mask_copy(dst, src, <size_t>n, key)
+        else:
+            memcpy(dst, src, <size_t>n)
+        self._fill += <uint64_t>n
+        return 0
+
+    cdef int _parse(self, const uint8_t *data, Py_ssize_t size, list frames) except -1:
+        cdef Py_ssize_t pos = 0, avail, hlen, take
+        cdef uint8_t b0, b1
+        cdef uint64_t n
+        cdef bytes payload
+        cdef uint8_t *dst
+        cdef const uint8_t *h
+        cdef object payload_obj
+        while True:
+            avail = size - pos
+            if self._state == S_PAYLOAD:
+                take = <Py_ssize_t>(self._len - self._fill)
+                if take > avail:
+                    take = avail
+                self._append_payload(data + pos, take)
+                pos += take
+                if self._fill < self._len:
+                    return 0
+                # Complete: hand the (now exactly sized) bytes to a Frame.
+                payload_obj = <object>self._payload
+                Py_DECREF(payload_obj)  # drop the reference held in _payload
+                self._payload = NULL
+                PyList_Append(frames, _make_frame(self._b0, <bytes>payload_obj))
+                self._state = S_HEADER
+                continue
+            if avail == 0:
+                return 0
+            # S_HEADER
+            if self._hdr_len == 0 and avail >= 2:
+                h = data + pos
+            else:
+                # Collect the header across feeds: first its two fixed bytes,
+                # then as many as they announce.
+                take = 2 - self._hdr_len
+                if take > 0:
+                    if take > avail:
+                        take = avail
+                    memcpy(self._hdr + self._hdr_len, data + pos, <size_t>take)
+                    self._hdr_len += take
+                    pos += take
+                    avail -= take
+                    if self._hdr_len < 2:
+                        return 0
+                b0 = self._hdr[0]
+                b1 = self._hdr[1]
+                if not _B0_OK[self.allow_rsv1][b0] or ((b1 & 0x80) != 0) != self.expect_mask \
+                        or ((b0 & 0x08) and (b1 & 0x7F) > MAX_CONTROL):
+                    raise self._fail(self._header_error(b0, b1), frames)
+                hlen = self._header_len(b1)
+                take = hlen - self._hdr_len
+                if take > avail:
+                    take = avail
+                memcpy(self._hdr + self._hdr_len, data + pos, <size_t>take)
+                self._hdr_len += take
+                pos += take
+                if self._hdr_len < hlen:
+                    return 0
+                self._hdr_len = 0
+                self._read_header(self._hdr, frames)
+                self._start_payload(size - pos)
+                continue
+            # Fast path: the header starts in this buffer.
+            b0 = h[0]
+            b1 = h[1]
+            if not _B0_OK[self.allow_rsv1][b0] or ((b1 & 0x80) != 0) != self.expect_mask \
+                    or ((b0 & 0x08) and (b1 & 0x7F) > MAX_CONTROL):
+                raise self._fail(self._header_error(b0, b1), frames)
+            hlen = self._header_len(b1)
+            if avail < hlen:
+                memcpy(self._hdr, h, <size_t>avail)
+                self._hdr_len = avail
+                return 0
+            self._read_header(h, frames)
+            pos += hlen
+            avail -= hlen
+            n = self._len
+            if n > <uint64_t>avail:
+                self._start_payload(avail)
+                continue
+            # The whole payload is here: one pass copies and unmasks it into
+            # a fresh bytes object.
+            payload = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>n)
+            dst = <uint8_t *>PyBytes_AS_STRING(payload)
+            if self._masked:
+                ff_mask_copy(dst, data + pos, <size_t>n, self._key)
+            else:
+                memcpy(dst, data + pos, <size_t>n)
+            pos += <Py_ssize_t>n
+            PyList_Append(frames, _make_frame(b0, payload))
+
+    def feed(self, data):
+        cdef list frames = []
+        cdef Py_buffer view
+        if self._state == S_FAILED:
+            raise type(self._error)(*self._error.args)
+        if PyBytes_CheckExact(data):
+            self._parse(<const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), frames)
+            return frames
+        _get_buffer(data, &view)
+        try:
+            self._parse(<const uint8_t *>view.buf, view.len, frames)
+        finally:
+            PyBuffer_Release(&view)
+        return frames
+
+
+# ---------------------------------------------------------------- UTF-8
+
+cdef class Utf8Validator:
+    cdef uint32_t _state
+    cdef bint _failed
+
+    def __init__(self):
+        self._state = 0
+        self._failed = False
+
+    def feed(self, data, bint final=False):
+        cdef Py_buffer view
+        cdef size_t bad = 0
+        if self._failed:
+            raise InvalidUTF8("invalid UTF-8")
+        _get_buffer(data, &view)
+        try:
+            self._state = ff_utf8_step(self._state, <const uint8_t *>view.buf,
+                                       <size_t>view.len, &bad)
+        finally:
+            PyBuffer_Release(&view)
+        if self._state == FF_UTF8_BAD:
+            self._failed = True
+            raise InvalidUTF8(f"invalid UTF-8 at byte {bad} of this chunk")
+        if final and self._state != 0:
+            self._failed = True
+            raise InvalidUTF8("invalid UTF-8: unexpected end of data")
+
+    def reset(self):
+        self._state = 0
+        self._failed = False
+
+
+def validate_utf8(data):
+    cdef Py_buffer view
+    cdef size_t bad = 0
+    cdef uint32_t state
+    _get_buffer(data, &view)
+    try:
+        state = ff_utf8_step(0, <const uint8_t *>view.buf, <size_t>view.len, &bad)
+    finally:
+        PyBuffer_Release(&view)
+    return state == 0

@@ -1,0 +1,470 @@
+"""The pure-Python twin of ``_codec_c``: same names, same behaviour, same exceptions.
+
+This is what runs where no compiled wheel or compiler is available, or when
+``FASTFRAME_NO_EXTENSIONS=1`` is set.  It favours whole-buffer operations that
+CPython runs in C (``int.from_bytes`` for masking, ``bytes.decode`` for UTF-8)
+over byte loops.  ``tests/test_parity.py`` proves it agrees with the compiled
+core on random input.
+"""
+
+from __future__ import annotations
+
+import codecs
+import operator
+import os
+import struct
+from typing import Any, List, Optional, Union
+
+from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
+from .types import Opcode
+
+__all__ = [
+    "Frame",
+    "FrameParser",
+    "Utf8Validator",
+    "apply_mask",
+    "mask_inplace",
+    "encode_frame",
+    "encode_header",
+    "validate_utf8",
+]
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+# Opcode members by value, so that a parsed frame carries the enum member.
+_OPCODES = {int(op): op for op in Opcode}
+
+# RFC 6455 §5.2: a payload length of 126 announces a 16-bit length, 127 a
+# 64-bit length whose most significant bit must be 0.
+_LEN16 = 126
+_LEN64 = 127
+_MAX_LEN64 = (1 << 63) - 1
+# RFC 6455 §5.5: all control frames have a payload of 125 bytes or less.
+_MAX_CONTROL = 125
+
+_pack_h2 = struct.Struct("!BB").pack
+_pack_h4 = struct.Struct("!BBH").pack
+_pack_h10 = struct.Struct("!BBQ").pack
+
+
+def _to_bytes(data: Any) -> bytes:
+    if type(data) is bytes:
+        return data  # type: ignore[no-any-return]
+    try:
+        return memoryview(data).tobytes()
+    except TypeError:
+        raise TypeError(
+            f"a bytes-like object is required, not {type(data).__name__!r}"
+        ) from None
+
+
+def _mask_bytes(mask: Any) -> bytes:
+    mask = _to_bytes(mask)
+    if len(mask) != 4:
+        raise ValueError(f"mask must be 4 bytes long, not {len(mask)}")
+    return mask
+
+
+def _xor(data: bytes, mask: bytes) -> bytes:
+    """XOR ``data`` with the repeated 4-byte ``mask`` (RFC 6455 §5.3)."""
+    n = len(data)
+    if n == 0:
+        return b""
+    # One big-integer XOR instead of a byte loop: int.from_bytes and to_bytes
+    # run in C, so this costs a few passes over the data, not n bytecodes.
+    key = mask * ((n >> 2) + 1)
+    if len(key) != n:
+        key = key[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(
+        n, "little"
+    )
+
+
+def apply_mask(data: BytesLike, mask: BytesLike) -> bytes:
+    """Return ``data`` XORed with the 4-byte ``mask`` (RFC 6455 §5.3)."""
+    return _xor(_to_bytes(data), _mask_bytes(mask))
+
+
+def mask_inplace(buf: Any, mask: BytesLike) -> None:
+    """XOR the writable buffer ``buf`` with the 4-byte ``mask`` in place."""
+    view = memoryview(buf)
+    if not view.c_contiguous:
+        raise BufferError("mask_inplace() needs a C-contiguous buffer")
+    if view.readonly:
+        raise TypeError("mask_inplace() needs a writable buffer")
+    mask = _mask_bytes(mask)
+    view = view.cast("B")
+    view[:] = _xor(bytes(view), mask)
+
+
+class _MaskPool:
+    """Hands out 4-byte keys from one ``os.urandom`` draw (RFC 6455 §5.3).
+
+    ``os.urandom(4)`` is a system call per frame; drawing 4 KiB at a time
+    amortises it over 1024 frames while keeping a strong source.
+    """
+
+    __slots__ = ("_block", "_pos")
+
+    def __init__(self) -> None:
+        self._block = b""
+        self._pos = 0
+
+    def next(self) -> bytes:
+        pos = self._pos
+        if pos >= len(self._block):
+            self._block = os.urandom(4096)
+            pos = 0
+        self._pos = pos + 4
+        return self._block[pos : pos + 4]
+
+
+_mask_pool = _MaskPool()
+
+
+def _header(opcode: int, length: int, fin: bool, rsv1: bool, masked: bool) -> bytes:
+    try:
+        op = operator.index(opcode)
+    except TypeError:
+        raise TypeError(f"opcode must be an int, not {type(opcode).__name__!r}") from None
+    if op not in _OPCODES:
+        raise LocalProtocolError(f"invalid opcode {op:#x} (RFC 6455 §5.2)")
+    # RFC 6455 §5.5: control frames are never fragmented and carry ≤ 125 bytes.
+    if op & 0x8:
+        if not fin:
+            raise LocalProtocolError(
+                f"control frame {Opcode(op).name} must not be fragmented (RFC 6455 §5.5)"
+            )
+        if length > _MAX_CONTROL:
+            raise LocalProtocolError(
+                f"control frame {Opcode(op).name} payload is {length} bytes, "
+                f"over the 125-byte limit (RFC 6455 §5.5)"
+            )
+    b0 = op | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
+    m = 0x80 if masked else 0
+    # RFC 6455 §5.2: the minimal number of bytes must be used for the length.
+    if length < _LEN16:
+        return _pack_h2(b0, m | length)
+    if length < 0x10000:
+        return _pack_h4(b0, m | _LEN16, length)
+    if length > _MAX_LEN64:
+        raise LocalProtocolError("payload too long for a WebSocket frame")
+    return _pack_h10(b0, m | _LEN64, length)
+
+
+def encode_header(
+    opcode: int, length: int, *, fin: bool = True, rsv1: bool = False
+) -> bytes:
+    """Return the header of an unmasked frame carrying ``length`` bytes."""
+    length = operator.index(length)
+    if length < 0:
+        raise ValueError("length must not be negative")
+    return _header(opcode, length, fin, rsv1, False)
+
+
+def encode_frame(
+    opcode: int,
+    payload: BytesLike,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: Union[None, bool, BytesLike] = None,
+) -> bytes:
+    """Return one complete frame (RFC 6455 §5.2)."""
+    data = _to_bytes(payload)
+    if mask is None or mask is False:
+        return _header(opcode, len(data), fin, rsv1, False) + data
+    if mask is True:
+        key = _mask_pool.next()
+    else:
+        key = _mask_bytes(mask)
+    return _header(opcode, len(data), fin, rsv1, True) + key + _xor(data, key)
+
+
+class Frame:
+    """One WebSocket frame with its payload unmasked (RFC 6455 §5.2)."""
+
+    __slots__ = ("fin", "rsv1", "rsv2", "rsv3", "opcode", "payload")
+
+    def __init__(
+        self,
+        opcode: int,
+        payload: bytes = b"",
+        fin: bool = True,
+        rsv1: bool = False,
+        rsv2: bool = False,
+        rsv3: bool = False,
+    ) -> None:
+        self.opcode = _OPCODES[opcode] if opcode in _OPCODES else opcode
+        self.payload = payload
+        self.fin = fin
+        self.rsv1 = rsv1
+        self.rsv2 = rsv2
+        self.rsv3 = rsv3
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return (
+            self.opcode == other.opcode
+            and self.fin == other.fin
+            and self.rsv1 == other.rsv1
+            and self.rsv2 == other.rsv2
+            and self.rsv3 == other.rsv3
+            and self.payload == other.payload
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return _frame_repr(self)
+
+
+def _frame_repr(f: Any) -> str:
+    try:
+        name = Opcode(f.opcode).name
+    except ValueError:
+        name = hex(f.opcode)
+    flags = "".join(
+        s for s, on in (("fin", f.fin), (" rsv1", f.rsv1), (" rsv2", f.rsv2), (" rsv3", f.rsv3)) if on
+    ).strip()
+    payload = f.payload
+    shown = repr(payload[:32]) + ("..." if len(payload) > 32 else "")
+    return f"<Frame {name} [{flags}] {len(payload)} bytes {shown}>"
+
+
+# Parser states.  Module-level ints rather than an enum: they are compared on
+# every call and the compiled twin uses the same numbers.
+_S_HEADER = 0
+_S_PAYLOAD = 1
+_S_FAILED = 2
+
+
+class FrameParser:
+    """Incremental frame parser enforcing RFC 6455 §5.1-§5.5.
+
+    Args:
+        expect_mask: True on the server side, where every frame from the
+            client must be masked (§5.1); False on the client side, where
+            frames from the server must not be.
+        max_frame_size: the largest payload accepted, or None for no limit.
+            A larger frame is refused from its header alone (1009).
+        allow_rsv1: accept RSV1, set when permessage-deflate was negotiated.
+    """
+
+    def __init__(
+        self,
+        *,
+        expect_mask: bool,
+        max_frame_size: Optional[int] = 1 << 20,
+        allow_rsv1: bool = False,
+    ) -> None:
+        if max_frame_size is None:
+            max_frame_size = _MAX_LEN64
+        elif max_frame_size < 0:
+            raise ValueError("max_frame_size must be >= 0 or None")
+        self.expect_mask = bool(expect_mask)
+        self.max_frame_size = min(int(max_frame_size), _MAX_LEN64)
+        self.allow_rsv1 = bool(allow_rsv1)
+        self._state = _S_HEADER
+        # Bytes of a header that has not arrived whole (at most 13).
+        self._hdr = b""
+        # The frame whose payload is arriving: first byte, key, length, and
+        # the pieces received so far (joined once, when it is complete).
+        self._b0 = 0
+        self._key = b""
+        self._len = 0
+        self._have = 0
+        self._chunks: List[bytes] = []
+        self._error: Optional[ProtocolError] = None
+
+    @property
+    def failed(self) -> bool:
+        """True once the parser has raised; every later ``feed`` raises again."""
+        return self._state == _S_FAILED
+
+    def _fail(self, exc: ProtocolError, frames: List[Frame]) -> ProtocolError:
+        self._state = _S_FAILED
+        self._error = exc
+        self._hdr = b""
+        self._chunks = []
+        exc.frames = frames
+        return exc
+
+    def _emit(self, payload: bytes, frames: List[Frame]) -> None:
+        if self._key:
+            payload = _xor(payload, self._key)
+        b0 = self._b0
+        frames.append(
+            Frame(
+                b0 & 0x0F, payload, b0 & 0x80 != 0, b0 & 0x40 != 0, b0 & 0x20 != 0, b0 & 0x10 != 0
+            )
+        )
+
+    def feed(self, data: BytesLike) -> List[Frame]:
+        """Consume ``data`` and return the frames it completes, in order.
+
+        Raises:
+            ProtocolError: the stream breaks RFC 6455 (1002); its ``frames``
+                holds the frames completed before the error.
+            PayloadTooBig: a frame is longer than ``max_frame_size`` (1009).
+            TypeError: ``data`` is not bytes-like.
+        """
+        if self._state == _S_FAILED:
+            err = self._error
+            assert err is not None
+            raise type(err)(*err.args)
+        if type(data) is not bytes:
+            data = _to_bytes(data)
+        frames: List[Frame] = []
+        if self._state == _S_PAYLOAD:
+            need = self._len - self._have
+            if len(data) < need:
+                if data:
+                    self._chunks.append(data)
+                    self._have += len(data)
+                return frames
+            self._chunks.append(data[:need])
+            payload = b"".join(self._chunks)
+            self._chunks = []
+            self._emit(payload, frames)
+            self._state = _S_HEADER
+            data = data[need:]
+        elif self._hdr:
+            data = self._hdr + data
+            self._hdr = b""
+        pos = 0
+        end = len(data)
+        while end - pos >= 2:
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            error = self._check_header(b0, b1)
+            if error is not None:
+                raise self._fail(error, frames)
+            length = b1 & 0x7F
+            hlen = 2
+            if length == _LEN16:
+                hlen = 4
+            elif length == _LEN64:
+                hlen = 10
+            masked = b1 & 0x80
+            if masked:
+                hlen += 4
+            if end - pos < hlen:
+                break
+            if length == _LEN16:
+                # RFC 6455 §5.2 asks senders for the minimal encoding but does
+                # not make a longer one invalid; like the peers, accept it.
+                length = (data[pos + 2] << 8) | data[pos + 3]
+            elif length == _LEN64:
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                # RFC 6455 §5.2: the most significant bit MUST be 0.
+                if length > _MAX_LEN64:
+                    raise self._fail(
+                        ProtocolError("64-bit payload length has its most significant bit set"),
+                        frames,
+                    )
+            if length > self.max_frame_size:
+                raise self._fail(
+                    PayloadTooBig(
+                        f"frame of {length} bytes exceeds max_frame_size {self.max_frame_size}"
+                    ),
+                    frames,
+                )
+            self._b0 = b0
+            self._key = data[pos + hlen - 4 : pos + hlen] if masked else b""
+            pos += hlen
+            if end - pos < length:
+                self._state = _S_PAYLOAD
+                self._len = length
+                rest = data[pos:]
+                self._have = len(rest)
+                self._chunks = [rest] if rest else []
+                return frames
+            self._emit(data[pos : pos + length], frames)
+            pos += length
+        if pos < end:
+            self._hdr = data[pos:]
+        return frames
+
+    def _check_header(self, b0: int, b1: int) -> Optional[ProtocolError]:
+        # The order of these checks is part of the parity contract with the
+        # compiled core: the first failing rule names the error.
+        opcode = b0 & 0x0F
+        # RFC 6455 §5.2: opcodes 3-7 and 0xB-0xF are reserved.
+        if opcode not in _OPCODES:
+            return ProtocolError(f"reserved opcode {opcode:#x}")
+        # RFC 6455 §5.2: RSV bits must be 0 unless an extension defines them;
+        # RFC 7692 §6 gives RSV1 to permessage-deflate.
+        if b0 & 0x30 or (b0 & 0x40 and not self.allow_rsv1):
+            return ProtocolError("reserved bit set without a negotiated extension")
+        # RFC 6455 §5.5: control frames are not fragmented and carry ≤ 125 bytes.
+        if opcode & 0x8:
+            if not b0 & 0x80:
+                return ProtocolError("fragmented control frame")
+            if b1 & 0x7F > _MAX_CONTROL:
+                return ProtocolError("control frame payload longer than 125 bytes")
+        # RFC 6455 §5.1: a client masks every frame, a server never does.
+        if bool(b1 & 0x80) != self.expect_mask:
+            if self.expect_mask:
+                return ProtocolError("unmasked frame from a client")
+            return ProtocolError("masked frame from a server")
+        return None
+
+
+class Utf8Validator:
+    """Incremental, fail-fast UTF-8 validation (RFC 3629, RFC 6455 §8.1).
+
+    ``feed`` raises :class:`InvalidUTF8` as soon as the bytes seen so far
+    cannot begin a valid UTF-8 string; surrogates, overlong forms and code
+    points above U+10FFFF are invalid.
+    """
+
+    __slots__ = ("_decoder", "_failed")
+
+    def __init__(self) -> None:
+        # CPython's incremental decoder is strict in exactly this way: it
+        # rejects a truncated sequence as soon as its next byte is out of
+        # range, not only when the sequence ends.
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._failed = False
+
+    def feed(self, data: BytesLike, final: bool = False) -> None:
+        """Validate the next bytes; with ``final`` the string must end here.
+
+        Raises:
+            InvalidUTF8: the bytes so far are not a prefix of valid UTF-8
+                (or, with ``final``, not valid UTF-8).
+        """
+        if self._failed:
+            raise InvalidUTF8("invalid UTF-8")
+        if type(data) is not bytes:
+            data = _to_bytes(data)
+        try:
+            self._decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            self._failed = True
+            raise InvalidUTF8(f"invalid UTF-8: {exc.reason}") from None
+        # CPython's decoder accepts ED A0..BF as the start of a sequence and
+        # rejects it only at the third byte; that prefix can only become a
+        # surrogate (U+D800-U+DFFF), so fail now, as the compiled core does.
+        pending = self._decoder.getstate()[0]
+        if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+            self._failed = True
+            raise InvalidUTF8("invalid UTF-8: surrogate")
+
+    def reset(self) -> None:
+        """Forget everything seen, to validate a new string."""
+        self._decoder.reset()
+        self._failed = False
+
+
+def validate_utf8(data: BytesLike) -> bool:
+    """Return True if ``data`` is valid UTF-8 as a whole."""
+    if type(data) is not bytes:
+        data = _to_bytes(data)
+    try:
+        codecs.utf_8_decode(data, "strict", True)
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -1,0 +1,50 @@
+"""Fixtures that run every codec test against both implementations.
+
+``impl`` is the compiled core (id ``c``) or the pure twin (id ``py``).  When
+the compiled module is missing the ``c`` cases FAIL, so that a broken build
+cannot pass as a pure run; only ``FASTFRAME_NO_EXTENSIONS=1`` turns them into
+skips, because then a pure install is what was asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+NO_EXTENSIONS = os.environ.get("FASTFRAME_NO_EXTENSIONS", "") not in ("", "0")
+
+
+def load_c() -> ModuleType:
+    if NO_EXTENSIONS:
+        pytest.skip("FASTFRAME_NO_EXTENSIONS is set: the compiled core is not wanted")
+    try:
+        return importlib.import_module("fastframe._codec_c")
+    except ImportError as exc:
+        pytest.fail(
+            f"the compiled core did not build or import ({exc}); "
+            "build it (pip install -e . or python setup.py build_ext --inplace) "
+            "or set FASTFRAME_NO_EXTENSIONS=1 to test the pure twin alone",
+            pytrace=False,
+        )
+
+
+def load_py() -> ModuleType:
+    return importlib.import_module("fastframe._codec_py")
+
+
+@pytest.fixture(params=["c", "py"], scope="session")
+def impl(request: pytest.FixtureRequest) -> ModuleType:
+    return load_c() if request.param == "c" else load_py()
+
+
+@pytest.fixture(scope="session")
+def c_impl() -> ModuleType:
+    return load_c()
+
+
+@pytest.fixture(scope="session")
+def py_impl() -> ModuleType:
+    return load_py()

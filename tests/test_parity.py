@@ -1,0 +1,186 @@
+"""The compiled core and the pure twin agree on every input (hypothesis).
+
+For random valid frame streams in random chunkings, and for random garbage,
+both return equal frames or raise the same class with the same close code
+after the same frames.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, List, Optional, Tuple
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastframe import FastFrameError
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+DATA_OPS = [0, 1, 2]
+CONTROL_OPS = [8, 9, 10]
+
+
+@st.composite
+def frame_specs(draw: Any) -> Tuple[int, bytes, bool, bool]:
+    op = draw(st.sampled_from(DATA_OPS + CONTROL_OPS))
+    if op >= 8:
+        payload = draw(st.binary(max_size=125))
+        fin = True
+    else:
+        size = draw(st.sampled_from([0, 1, 5, 125, 126, 200, 65535, 65536, 70000]) | st.integers(0, 300))
+        payload = draw(st.binary(min_size=min(size, 64), max_size=min(size, 64)))
+        payload = (payload * (size // max(len(payload), 1) + 1))[:size] if payload else bytes(size)
+        fin = draw(st.booleans())
+    rsv1 = draw(st.booleans())
+    return op, payload, fin, rsv1
+
+
+def chunked(data: bytes, cuts: List[int]) -> List[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    out, prev = [], 0
+    for p in points + [len(data)]:
+        out.append(data[prev:p])
+        prev = p
+    return out
+
+
+def run(impl: ModuleType, chunks: List[bytes], **kw: Any) -> Tuple[List[Any], Optional[Tuple[type, int]]]:
+    p = impl.FrameParser(**kw)
+    frames: List[Any] = []
+    try:
+        for c in chunks:
+            frames += p.feed(c)
+    except FastFrameError as exc:
+        frames += exc.frames
+        return [astuple(f) for f in frames], (type(exc), exc.close_code)
+    return [astuple(f) for f in frames], None
+
+
+def astuple(f: Any) -> Tuple[Any, ...]:
+    return (int(f.opcode), f.payload, f.fin, f.rsv1, f.rsv2, f.rsv3)
+
+
+@SETTINGS
+@given(
+    specs=st.lists(frame_specs(), max_size=12),
+    cuts=st.lists(st.integers(0, 1 << 20), max_size=20),
+    masked=st.booleans(),
+    allow_rsv1=st.booleans(),
+    key=st.binary(min_size=4, max_size=4),
+)
+def test_valid_streams_agree(
+    c_impl: ModuleType,
+    py_impl: ModuleType,
+    specs: List[Tuple[int, bytes, bool, bool]],
+    cuts: List[int],
+    masked: bool,
+    allow_rsv1: bool,
+    key: bytes,
+) -> None:
+    stream = b"".join(
+        c_impl.encode_frame(op, payload, fin=fin, rsv1=rsv1, mask=key if masked else None)
+        for op, payload, fin, rsv1 in specs
+    )
+    py_stream = b"".join(
+        py_impl.encode_frame(op, payload, fin=fin, rsv1=rsv1, mask=key if masked else None)
+        for op, payload, fin, rsv1 in specs
+    )
+    assert stream == py_stream
+    chunks = chunked(stream, cuts)
+    kw = dict(expect_mask=masked, allow_rsv1=allow_rsv1, max_frame_size=None)
+    c_res = run(c_impl, chunks, **kw)
+    py_res = run(py_impl, chunks, **kw)
+    assert c_res == py_res
+    if allow_rsv1:
+        assert c_res[1] is None
+        assert c_res[0] == [(op, p, fin, rsv1, False, False) for op, p, fin, rsv1 in specs]
+
+
+@SETTINGS
+@given(
+    data=st.binary(max_size=400),
+    cuts=st.lists(st.integers(0, 400), max_size=10),
+    expect_mask=st.booleans(),
+    allow_rsv1=st.booleans(),
+    max_frame_size=st.sampled_from([0, 10, 125, 300, None]),
+)
+def test_garbage_agrees(
+    c_impl: ModuleType,
+    py_impl: ModuleType,
+    data: bytes,
+    cuts: List[int],
+    expect_mask: bool,
+    allow_rsv1: bool,
+    max_frame_size: Optional[int],
+) -> None:
+    chunks = chunked(data, cuts)
+    kw = dict(expect_mask=expect_mask, allow_rsv1=allow_rsv1, max_frame_size=max_frame_size)
+    assert run(c_impl, chunks, **kw) == run(py_impl, chunks, **kw)
+
+
+@SETTINGS
+@given(data=st.binary(max_size=300), key=st.binary(min_size=4, max_size=4), start=st.integers(0, 7))
+def test_mask_agrees(c_impl: ModuleType, py_impl: ModuleType, data: bytes, key: bytes, start: int) -> None:
+    assert c_impl.apply_mask(data, key) == py_impl.apply_mask(data, key)
+    a = bytearray(data)
+    b = bytearray(data)
+    c_impl.mask_inplace(memoryview(a)[start:], key)
+    py_impl.mask_inplace(memoryview(b)[start:], key)
+    assert a == b
+
+
+def utf8_result(impl: ModuleType, chunks: List[bytes]) -> Tuple[bool, int]:
+    v = impl.Utf8Validator()
+    for i, c in enumerate(chunks):
+        try:
+            v.feed(c, final=i == len(chunks) - 1)
+        except FastFrameError:
+            return False, i
+    return True, len(chunks)
+
+
+utf8ish = st.lists(
+    st.one_of(
+        st.text(max_size=8).map(lambda s: s.encode("utf-8", "surrogatepass")),
+        st.binary(max_size=4),
+        st.sampled_from([b"\xed\xa0", b"\xf4\x90", b"\xe0\x80", b"\xf0\x8f", b"\xc2", b"\x80"]),
+    ),
+    max_size=12,
+)
+
+
+@SETTINGS
+@given(parts=utf8ish, cuts=st.lists(st.integers(0, 200), max_size=6))
+def test_utf8_agrees(c_impl: ModuleType, py_impl: ModuleType, parts: List[bytes], cuts: List[int]) -> None:
+    data = b"".join(parts)
+    chunks = chunked(data, cuts)
+    assert c_impl.validate_utf8(data) == py_impl.validate_utf8(data)
+    try:
+        data.decode("utf-8")
+        ok = True
+    except UnicodeDecodeError:
+        ok = False
+    assert c_impl.validate_utf8(data) == ok
+    assert utf8_result(c_impl, chunks) == utf8_result(py_impl, chunks)
+    assert utf8_result(c_impl, chunks)[0] == ok
+
+
+@SETTINGS
+@given(
+    op=st.sampled_from(DATA_OPS + CONTROL_OPS + [3, 11, 20]),
+    payload=st.binary(max_size=200),
+    fin=st.booleans(),
+    rsv1=st.booleans(),
+    key=st.none() | st.binary(min_size=4, max_size=4),
+)
+def test_encode_agrees(
+    c_impl: ModuleType, py_impl: ModuleType, op: int, payload: bytes, fin: bool, rsv1: bool, key: Optional[bytes]
+) -> None:
+    def enc(impl: ModuleType) -> Any:
+        try:
+            return impl.encode_frame(op, payload, fin=fin, rsv1=rsv1, mask=key)
+        except FastFrameError as exc:
+            return type(exc)
+
+    assert enc(c_impl) == enc(py_impl)

@@ -1,0 +1,302 @@
+"""RFC 6455 §5.1-§5.5: FrameParser, grouped by section.
+
+Every vector is fed whole, byte by byte, and followed by trailing bytes (the
+start of a next frame, which must stay buffered and not be returned).
+"""
+
+from __future__ import annotations
+
+import struct
+from types import ModuleType
+from typing import Any, List, Tuple
+
+import pytest
+
+from fastframe import Opcode, PayloadTooBig, ProtocolError
+
+KEY = b"\x37\xfa\x21\x3d"
+T = Tuple[Any, ...]
+
+
+def astuple(f: Any) -> T:
+    return (int(f.opcode), f.payload, f.fin, f.rsv1, f.rsv2, f.rsv3)
+
+
+def feed_all_ways(impl: ModuleType, data: bytes, **kw: Any) -> List[T]:
+    """Parse ``data`` whole, byte by byte and with trailing bytes; all must agree."""
+    whole = impl.FrameParser(**kw).feed(data)
+    p = impl.FrameParser(**kw)
+    bytewise: List[Any] = []
+    for i in range(len(data)):
+        bytewise += p.feed(data[i : i + 1])
+    # Trailing bytes: the first byte of another frame is kept, not returned.
+    p = impl.FrameParser(**kw)
+    trailing = p.feed(data + b"\x81")
+    assert [astuple(f) for f in whole] == [astuple(f) for f in bytewise] == [
+        astuple(f) for f in trailing
+    ]
+    for f in whole:
+        assert type(f.payload) is bytes
+    return [astuple(f) for f in whole]
+
+
+def fail_all_ways(impl: ModuleType, data: bytes, exc: type, **kw: Any) -> None:
+    """``data`` must raise ``exc`` whole, byte by byte, and with trailing bytes."""
+    for tail in (b"", b"\x81\x80" + KEY, b"garbage" * 3):
+        with pytest.raises(exc) as info:
+            impl.FrameParser(**kw).feed(data + tail)
+        assert type(info.value) is exc
+    p = impl.FrameParser(**kw)
+    with pytest.raises(exc):
+        for i in range(len(data)):
+            p.feed(data[i : i + 1])
+
+
+# -- §5.7 examples -----------------------------------------------------------
+
+
+def test_client_receives_rfc_unmasked_text(impl: ModuleType) -> None:
+    assert feed_all_ways(impl, b"\x81\x05Hello", expect_mask=False) == [
+        (1, b"Hello", True, False, False, False)
+    ]
+
+
+def test_server_receives_rfc_masked_text(impl: ModuleType) -> None:
+    data = bytes.fromhex("818537fa213d7f9f4d5158")
+    assert feed_all_ways(impl, data, expect_mask=True) == [(1, b"Hello", True, False, False, False)]
+
+
+def test_client_receives_rfc_fragments(impl: ModuleType) -> None:
+    assert feed_all_ways(impl, b"\x01\x03Hel\x80\x02lo", expect_mask=False) == [
+        (1, b"Hel", False, False, False, False),
+        (0, b"lo", True, False, False, False),
+    ]
+
+
+def test_client_receives_rfc_ping(impl: ModuleType) -> None:
+    assert feed_all_ways(impl, b"\x89\x05Hello", expect_mask=False) == [
+        (9, b"Hello", True, False, False, False)
+    ]
+
+
+def test_server_receives_rfc_masked_pong(impl: ModuleType) -> None:
+    data = bytes.fromhex("8a8537fa213d7f9f4d5158")
+    assert feed_all_ways(impl, data, expect_mask=True) == [(10, b"Hello", True, False, False, False)]
+
+
+def test_client_receives_rfc_256_bytes_binary(impl: ModuleType) -> None:
+    payload = bytes(range(256))
+    assert feed_all_ways(impl, b"\x82\x7e\x01\x00" + payload, expect_mask=False) == [
+        (2, payload, True, False, False, False)
+    ]
+
+
+def test_client_receives_rfc_64k_binary(impl: ModuleType) -> None:
+    payload = bytes(range(256)) * 256
+    data = b"\x82\x7f" + struct.pack("!Q", 65536) + payload
+    p = impl.FrameParser(expect_mask=False)
+    assert [astuple(f) for f in p.feed(data)] == [(2, payload, True, False, False, False)]
+    p = impl.FrameParser(expect_mask=False)
+    out: List[Any] = []
+    for i in range(0, len(data), 7):
+        out += p.feed(data[i : i + 7])
+    assert [astuple(f) for f in out] == [(2, payload, True, False, False, False)]
+
+
+# -- §5.2 base framing ---------------------------------------------------------
+
+
+def test_parser_returns_opcode_members(impl: ModuleType) -> None:
+    frames = impl.FrameParser(expect_mask=False).feed(b"\x82\x00\x88\x00\x8a\x00")
+    assert [f.opcode for f in frames] == [Opcode.BINARY, Opcode.CLOSE, Opcode.PONG]
+    assert frames[0].opcode is Opcode.BINARY
+
+
+def test_empty_payloads(impl: ModuleType) -> None:
+    assert feed_all_ways(impl, b"\x81\x80" + KEY + b"\x82\x80" + KEY, expect_mask=True) == [
+        (1, b"", True, False, False, False),
+        (2, b"", True, False, False, False),
+    ]
+
+
+def test_non_minimal_length_accepted(impl: ModuleType) -> None:
+    data = b"\x82\x7e\x00\x03abc" + b"\x82\x7f" + struct.pack("!Q", 2) + b"de"
+    assert feed_all_ways(impl, data, expect_mask=False) == [
+        (2, b"abc", True, False, False, False),
+        (2, b"de", True, False, False, False),
+    ]
+
+
+def test_many_frames_in_one_chunk(impl: ModuleType) -> None:
+    frames = b"".join(
+        impl.encode_frame(Opcode.BINARY, bytes([i]) * i, mask=KEY) for i in range(200)
+    )
+    out = feed_all_ways(impl, frames, expect_mask=True)
+    assert [f[1] for f in out] == [bytes([i]) * i for i in range(200)]
+
+
+@pytest.mark.parametrize("op", [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF])
+def test_reserved_opcode_is_protocol_error(impl: ModuleType, op: int) -> None:
+    fail_all_ways(impl, bytes([0x80 | op, 0x80]) + KEY, ProtocolError, expect_mask=True)
+
+
+@pytest.mark.parametrize("b0", [0xA1, 0x91, 0xB1, 0xF1, 0x92])
+def test_rsv2_rsv3_always_protocol_error(impl: ModuleType, b0: int) -> None:
+    fail_all_ways(impl, bytes([b0, 0x80]) + KEY, ProtocolError, expect_mask=True, allow_rsv1=True)
+
+
+def test_rsv1_needs_extension(impl: ModuleType) -> None:
+    data = b"\xc1\x80" + KEY
+    fail_all_ways(impl, data, ProtocolError, expect_mask=True)
+    assert feed_all_ways(impl, data, expect_mask=True, allow_rsv1=True) == [
+        (1, b"", True, True, False, False)
+    ]
+
+
+def test_64bit_length_msb_set_is_protocol_error(impl: ModuleType) -> None:
+    data = b"\x82\xff" + b"\x80" + b"\x00" * 7 + KEY
+    fail_all_ways(impl, data, ProtocolError, expect_mask=True, max_frame_size=None)
+
+
+# -- §5.1 masking by role ------------------------------------------------------
+
+
+def test_server_receives_unmasked_frame(impl: ModuleType) -> None:
+    fail_all_ways(impl, b"\x81\x05Hello", ProtocolError, expect_mask=True)
+
+
+def test_client_receives_masked_frame(impl: ModuleType) -> None:
+    fail_all_ways(impl, bytes.fromhex("818537fa213d7f9f4d5158"), ProtocolError, expect_mask=False)
+
+
+# -- §5.5 control frames -------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", [8, 9, 10])
+def test_fragmented_control_frame(impl: ModuleType, op: int) -> None:
+    fail_all_ways(impl, bytes([op, 0x80]) + KEY, ProtocolError, expect_mask=True)
+
+
+@pytest.mark.parametrize("op", [8, 9, 10])
+@pytest.mark.parametrize("length", [126, 127])
+def test_control_frame_too_long(impl: ModuleType, op: int, length: int) -> None:
+    fail_all_ways(impl, bytes([0x80 | op, 0x80 | length]), ProtocolError, expect_mask=True)
+
+
+def test_control_frame_125_bytes_ok(impl: ModuleType) -> None:
+    payload = bytes(125)
+    data = impl.encode_frame(Opcode.PING, payload, mask=KEY)
+    assert feed_all_ways(impl, data, expect_mask=True) == [(9, payload, True, False, False, False)]
+
+
+def test_control_frame_between_fragments(impl: ModuleType) -> None:
+    data = b"\x01\x03Hel\x89\x00\x80\x02lo"
+    assert [f[0] for f in feed_all_ways(impl, data, expect_mask=False)] == [1, 9, 0]
+
+
+# -- limits ----------------------------------------------------------------------
+
+
+def test_frame_at_limit_accepted(impl: ModuleType) -> None:
+    data = impl.encode_frame(Opcode.BINARY, bytes(1000), mask=KEY)
+    assert len(feed_all_ways(impl, data, expect_mask=True, max_frame_size=1000)) == 1
+
+
+def test_frame_over_limit_refused_from_header(impl: ModuleType) -> None:
+    header = impl.encode_frame(Opcode.BINARY, bytes(1001), mask=KEY)[:8]
+    # Only the header: refused before any payload byte is buffered.
+    fail_all_ways(impl, header, PayloadTooBig, expect_mask=True, max_frame_size=1000)
+    with pytest.raises(PayloadTooBig) as info:
+        impl.FrameParser(expect_mask=True, max_frame_size=1000).feed(header)
+    assert info.value.close_code == 1009
+
+
+def test_huge_announced_frame_reserves_little(impl: ModuleType) -> None:
+    import tracemalloc
+
+    header = b"\x82\xff" + struct.pack("!Q", 1 << 40) + KEY
+    p = impl.FrameParser(expect_mask=True, max_frame_size=None)
+    tracemalloc.start()
+    try:
+        assert p.feed(header + b"x" * 10) == []
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_no_limit(impl: ModuleType) -> None:
+    data = impl.encode_frame(Opcode.BINARY, bytes(3 << 20), mask=KEY)
+    with pytest.raises(PayloadTooBig):
+        impl.FrameParser(expect_mask=True).feed(data)
+    assert len(impl.FrameParser(expect_mask=True, max_frame_size=None).feed(data)) == 1
+
+
+def test_max_frame_size_negative(impl: ModuleType) -> None:
+    with pytest.raises(ValueError):
+        impl.FrameParser(expect_mask=True, max_frame_size=-1)
+
+
+# -- error handling ----------------------------------------------------------------
+
+
+def test_frames_before_error_are_attached(impl: ModuleType) -> None:
+    good = impl.encode_frame(Opcode.TEXT, b"first", mask=KEY)
+    with pytest.raises(ProtocolError) as info:
+        impl.FrameParser(expect_mask=True).feed(good + good + b"\x83\x80" + KEY)
+    assert [f.payload for f in info.value.frames] == [b"first", b"first"]
+    assert info.value.close_code == 1002
+
+
+def test_parser_stays_failed(impl: ModuleType) -> None:
+    p = impl.FrameParser(expect_mask=True)
+    with pytest.raises(ProtocolError):
+        p.feed(b"\x83\x80")
+    assert p.failed
+    good = impl.encode_frame(Opcode.TEXT, b"x", mask=KEY)
+    for _ in range(3):
+        with pytest.raises(ProtocolError):
+            p.feed(good)
+    with pytest.raises(ProtocolError):
+        p.feed(b"")
+    p = impl.FrameParser(expect_mask=True, max_frame_size=1)
+    with pytest.raises(PayloadTooBig):
+        p.feed(impl.encode_frame(Opcode.TEXT, b"xx", mask=KEY))
+    with pytest.raises(PayloadTooBig):
+        p.feed(good)
+
+
+def test_feed_accepts_bytes_like(impl: ModuleType) -> None:
+    data = bytes.fromhex("818537fa213d7f9f4d5158")
+    for wrapped in (bytearray(data), memoryview(data), memoryview(b"\x00" + data)[1:]):
+        assert [astuple(f) for f in impl.FrameParser(expect_mask=True).feed(wrapped)] == [
+            (1, b"Hello", True, False, False, False)
+        ]
+    with pytest.raises(TypeError):
+        impl.FrameParser(expect_mask=True).feed("text")
+
+
+def test_feed_from_reused_buffer(impl: ModuleType) -> None:
+    """Payloads are copies: reusing the read buffer must not change frames."""
+    buf = bytearray(impl.encode_frame(Opcode.BINARY, b"abcdef", mask=KEY))
+    p = impl.FrameParser(expect_mask=True)
+    frames = p.feed(memoryview(buf)[:9])
+    buf[:] = b"\x00" * len(buf)
+    buf[:3] = impl.encode_frame(Opcode.BINARY, b"abcdef", mask=KEY)[9:]
+    frames += p.feed(memoryview(buf)[:3])
+    assert [f.payload for f in frames] == [b"abcdef"]
+
+
+# -- Frame ---------------------------------------------------------------------------
+
+
+def test_frame_value_semantics(impl: ModuleType) -> None:
+    a = impl.Frame(Opcode.TEXT, b"hi")
+    b = impl.Frame(1, b"hi", True, False, False, False)
+    assert a == b
+    assert a != impl.Frame(Opcode.TEXT, b"hi", fin=False)
+    assert a.opcode is Opcode.TEXT
+    assert (a.fin, a.rsv1, a.rsv2, a.rsv3, a.payload) == (True, False, False, False, b"hi")
+    assert repr(a) == "<Frame TEXT [fin] 2 bytes b'hi'>"
+    assert "..." in repr(impl.Frame(Opcode.BINARY, bytes(100)))
+    assert (a == object()) is False
