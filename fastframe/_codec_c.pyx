@@ -20,7 +20,10 @@ from cpython.bytes cimport (
     PyBytes_FromStringAndSize,
     PyBytes_GET_SIZE,
 )
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, PyByteArray_GET_SIZE
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from cpython.list cimport PyList_Append
+from cpython.long cimport PyLong_AsLong, PyLong_Check
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_XDECREF
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
@@ -36,8 +39,9 @@ from .types import Opcode
 cdef extern from "_mask.h" nogil:
     void ff_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t *key)
     void ff_rotate_key(uint8_t *out, const uint8_t *key, size_t offset)
+    void ff_utf8_init()
     uint32_t ff_utf8_step(uint32_t state, const uint8_t *s, size_t n, size_t *bad)
-    uint32_t FF_UTF8_BAD
+    uint32_t FF_UTF8_ERROR
 
 
 cdef extern from "Python.h":
@@ -75,10 +79,14 @@ cdef tuple _OPCODES = tuple(
 # (§5.2, RFC 7692 §6), and a control frame final (§5.5).  One table lookup
 # replaces four tests on the hot path; the slow path names the error.
 cdef uint8_t _B0_OK[2][256]
+# _OP_VALID[op] is 1 for the six opcodes RFC 6455 §5.2 defines.
+cdef uint8_t _OP_VALID[16]
 
 
 cdef void _init_tables():
     cdef int allow, b0, op
+    for op in range(16):
+        _OP_VALID[op] = _OPCODES[op] is not None
     for allow in range(2):
         for b0 in range(256):
             op = b0 & 0x0F
@@ -91,9 +99,15 @@ cdef void _init_tables():
 
 
 _init_tables()
+ff_utf8_init()
 
 
-@cython.freelist(256)
+# no_gc: a Frame holds only bytes and an Opcode member (or a plain int), so
+# it can never be part of a reference cycle; keeping it out of the cyclic GC
+# saves the tracking on every parsed frame and keeps streams of small frames
+# from triggering collections.
+@cython.no_gc
+@cython.freelist(1024)
 cdef class Frame:
     cdef readonly bint fin
     cdef readonly bint rsv1
@@ -105,7 +119,7 @@ cdef class Frame:
     def __init__(self, opcode, bytes payload=b"", bint fin=True, bint rsv1=False,
                  bint rsv2=False, bint rsv3=False):
         cdef int op = opcode
-        self.opcode = _OPCODES[op] if 0 <= op < 16 and _OPCODES[op] is not None else opcode
+        self.opcode = _OPCODES[op] if 0 <= op < 16 and _OPCODES[op] is not None else op
         self.payload = payload
         self.fin = fin
         self.rsv1 = rsv1
@@ -132,6 +146,8 @@ cdef class Frame:
         return _frame_repr(self)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 cdef inline Frame _make_frame(uint8_t b0, bytes payload):
     # Frame.__new__ goes straight to tp_new (and the freelist) without
     # argument parsing; the fields are set directly.
@@ -140,7 +156,7 @@ cdef inline Frame _make_frame(uint8_t b0, bytes payload):
     f.rsv1 = (b0 & 0x40) != 0
     f.rsv2 = (b0 & 0x20) != 0
     f.rsv3 = (b0 & 0x10) != 0
-    # The index is b0 & 0x0F < 16 = len(_OPCODES).
+    # Unchecked index: b0 & 0x0F < 16 == len(_OPCODES).
     f.opcode = _OPCODES[b0 & 0x0F]
     f.payload = payload
     return f
@@ -167,7 +183,7 @@ cdef int _get_buffer(object obj, Py_buffer *view) except -1:
     return 0
 
 
-cdef int _get_key(object mask, uint8_t key[4]) except -1:
+cdef inline int _get_key(object mask, uint8_t key[4]) except -1:
     cdef Py_buffer view
     if PyBytes_CheckExact(mask):
         if PyBytes_GET_SIZE(mask) != 4:
@@ -211,6 +227,13 @@ def mask_inplace(buf, mask):
     cdef uint8_t key[4]
     cdef Py_buffer view
     _get_key(mask, key)
+    if PyByteArray_CheckExact(buf):
+        # The common case, without acquiring a buffer; nothing below can
+        # resize the bytearray while we hold its pointer.
+        ff_mask_copy(<uint8_t *>PyByteArray_AS_STRING(buf),
+                     <const uint8_t *>PyByteArray_AS_STRING(buf),
+                     <size_t>PyByteArray_GET_SIZE(buf), key)
+        return
     # PyBUF_SIMPLE accepts read-only buffers and refuses non-contiguous ones
     # (BufferError), like the twin; read-only is then refused as TypeError.
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
@@ -266,15 +289,16 @@ cdef inline Py_ssize_t _header_size(uint64_t n, bint masked) noexcept:
 
 
 cdef int _check_opcode(object opcode, Py_ssize_t n, bint fin) except -1:
-    cdef int op
-    try:
-        op = opcode
-    except (TypeError, OverflowError):
-        if isinstance(opcode, int):
-            raise LocalProtocolError(f"invalid opcode {opcode:#x} (RFC 6455 §5.2)") from None
-        raise TypeError(f"opcode must be an int, not {type(opcode).__name__!r}") from None
-    if op < 0 or op > 15 or _OPCODES[op] is None:
-        raise LocalProtocolError(f"invalid opcode {op:#x} (RFC 6455 §5.2)")
+    cdef long op
+    # No try/except here: it costs more than the rest of a small encode.
+    if not PyLong_Check(opcode):
+        raise TypeError(f"opcode must be an int, not {type(opcode).__name__!r}")
+    op = PyLong_AsLong(opcode)
+    if op == -1 and PyErr_Occurred():
+        PyErr_Clear()  # OverflowError: far out of range, so reserved
+        op = 16
+    if op < 0 or op > 15 or not _OP_VALID[op]:
+        raise LocalProtocolError(f"invalid opcode {opcode:#x} (RFC 6455 §5.2)")
     # RFC 6455 §5.5: control frames are never fragmented and carry ≤ 125 bytes.
     if op & 0x8:
         if not fin:
@@ -286,7 +310,7 @@ cdef int _check_opcode(object opcode, Py_ssize_t n, bint fin) except -1:
                 f"control frame {Opcode(op).name} payload is {n} bytes, "
                 f"over the 125-byte limit (RFC 6455 §5.5)"
             )
-    return op
+    return <int>op
 
 
 cdef bytes _encode(int op, const uint8_t *src, Py_ssize_t n, bint fin, bint rsv1,
@@ -549,30 +573,52 @@ cdef class FrameParser:
                 self._read_header(self._hdr, frames)
                 self._start_payload(size - pos)
                 continue
-            # Fast path: the header starts in this buffer.
+            # Fast path: the header starts in this buffer.  This is
+            # _read_header inlined, since it runs once per frame.
             b0 = h[0]
             b1 = h[1]
             if not _B0_OK[self.allow_rsv1][b0] or ((b1 & 0x80) != 0) != self.expect_mask \
                     or ((b0 & 0x08) and (b1 & 0x7F) > MAX_CONTROL):
                 raise self._fail(self._header_error(b0, b1), frames)
-            hlen = self._header_len(b1)
+            n = b1 & 0x7F
+            hlen = 2
+            if n >= LEN16:
+                if n == LEN16:
+                    hlen = 4
+                else:
+                    hlen = 10
+            if b1 & 0x80:
+                hlen += 4
             if avail < hlen:
                 memcpy(self._hdr, h, <size_t>avail)
                 self._hdr_len = avail
                 return 0
-            self._read_header(h, frames)
+            if n >= LEN16:
+                # Lengths 126 and 127, and any limit error, take the general
+                # path; it re-reads the same bytes.
+                self._read_header(h, frames)
+                n = self._len
+            elif n > self._max:
+                self._read_header(h, frames)  # raises PayloadTooBig
             pos += hlen
             avail -= hlen
-            n = self._len
             if n > <uint64_t>avail:
+                if (b1 & 0x7F) < LEN16:
+                    self._b0 = b0
+                    self._len = n
+                    self._masked = (b1 & 0x80) != 0
+                    if self._masked:
+                        memcpy(self._key, h + hlen - 4, 4)
                 self._start_payload(avail)
                 continue
             # The whole payload is here: one pass copies and unmasks it into
             # a fresh bytes object.
             payload = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>n)
             dst = <uint8_t *>PyBytes_AS_STRING(payload)
-            if self._masked:
-                ff_mask_copy(dst, data + pos, <size_t>n, self._key)
+            if b1 & 0x80:
+                # h + hlen - 4 is the key: hlen counts it, and the header was
+                # checked to be complete above.
+                ff_mask_copy(dst, data + pos, <size_t>n, h + hlen - 4)
             else:
                 memcpy(dst, data + pos, <size_t>n)
             pos += <Py_ssize_t>n
@@ -615,7 +661,7 @@ cdef class Utf8Validator:
                                        <size_t>view.len, &bad)
         finally:
             PyBuffer_Release(&view)
-        if self._state == FF_UTF8_BAD:
+        if self._state == FF_UTF8_ERROR:
             self._failed = True
             raise InvalidUTF8(f"invalid UTF-8 at byte {bad} of this chunk")
         if final and self._state != 0:
