@@ -114,6 +114,13 @@ class Headers:
     def items(self) -> List[Tuple[str, str]]:
         return list(self._items)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._items == other._items
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
 
