@@ -1,0 +1,486 @@
+"""Sans-I/O WebSocket connection: bytes in, events and bytes out (RFC 6455).
+
+Rules of this module:
+
+* No I/O and no clock: nothing here imports asyncio or socket.  The caller
+  feeds received bytes to :meth:`Connection.receive_data`, acts on the events
+  it returns, and writes what :meth:`Connection.data_to_send` hands back.
+* One transition table, ``_TRANSITIONS``, holds every state change; an event
+  that has no entry for the current state is the caller's mistake and raises
+  :class:`LocalProtocolError` with the state unchanged.
+* A peer that breaks the protocol never raises out of ``receive_data``: the
+  connection queues the close frame with the right code (§7.1.7 "fail the
+  WebSocket connection"), moves to CLOSED and returns a :class:`Closed` event
+  whose ``error`` says what happened.
+* The per-frame path is kept short: the compiled FrameParser does framing,
+  masking and limits; this layer only assembles messages.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple, Union
+
+from ._impl import codec
+from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
+from .handshake import (
+    HandshakeError,
+    Request,
+    RequestParser,
+    accept_key,
+    build_response,
+    check_request,
+    parse_header_tokens,
+)
+
+__all__ = [
+    "State",
+    "Connection",
+    "Event",
+    "Opened",
+    "Rejected",
+    "Message",
+    "Ping",
+    "Pong",
+    "Closed",
+    "is_valid_close_code",
+]
+
+_encode_frame = codec.encode_frame
+_encode_header = codec.encode_header
+_Utf8Validator = codec.Utf8Validator
+_FrameParser = codec.FrameParser
+
+# Opcodes as plain ints: compared once per frame (RFC 6455 §5.2).
+_CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0, 1, 2, 8, 9, 10
+
+# Above this size a frame is sent as header + payload (no copy).
+_WRITELINES_MIN = 8192
+
+
+class State(enum.IntEnum):
+    """RFC 6455 §4.1 and §7: the life of a connection."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2  # a close frame was sent; waiting for the peer's
+    CLOSED = 3
+
+
+# (state, what happened) -> new state.  The only place states change.
+_TRANSITIONS: Dict[Tuple[State, str], State] = {
+    (State.CONNECTING, "accept"): State.OPEN,
+    (State.CONNECTING, "reject"): State.CLOSED,
+    (State.CONNECTING, "fail"): State.CLOSED,
+    (State.CONNECTING, "eof"): State.CLOSED,
+    (State.OPEN, "send_close"): State.CLOSING,
+    (State.OPEN, "recv_close"): State.CLOSED,  # we echo at once (§5.5.1)
+    (State.OPEN, "fail"): State.CLOSED,
+    (State.OPEN, "eof"): State.CLOSED,
+    (State.CLOSING, "recv_close"): State.CLOSED,
+    (State.CLOSING, "fail"): State.CLOSED,
+    (State.CLOSING, "eof"): State.CLOSED,
+}
+
+
+def is_valid_close_code(code: int) -> bool:
+    """RFC 6455 §7.4: codes a peer may send in a close frame.
+
+    1000-1003 and 1007-1011 from §7.4.1, 1012-1014 registered with IANA
+    (§11.7; sent by servers restarting or overloaded, so refusing them would
+    fail good peers), and 3000-4999 for libraries and applications.  1004,
+    1005, 1006 and 1015 are reserved and never sent.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+# -- events --------------------------------------------------------------------
+
+
+class Event:
+    """Base of the events ``receive_data`` returns."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class Opened(Event):
+    """The server accepted the opening handshake."""
+
+    request: Request
+    subprotocol: Optional[str]
+
+
+@dataclass(frozen=True)
+class Rejected(Event):
+    """The opening handshake was refused with ``status``; the connection is closed."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Message(Event):
+    """A complete message: ``str`` for text, ``bytes`` for binary."""
+
+    data: Union[str, bytes]
+
+
+@dataclass(frozen=True)
+class Ping(Event):
+    """The peer pinged; the pong was queued automatically (§5.5.2)."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Pong(Event):
+    """A pong arrived; ``ack`` is True if it answers a ping we sent."""
+
+    payload: bytes
+    ack: bool
+
+
+@dataclass(frozen=True)
+class Closed(Event):
+    """The connection is closed (or failed); close the transport after flushing.
+
+    ``code``/``reason`` are what the peer sent (1005 when it sent no code), or,
+    when we failed the connection, the code we sent; ``error`` is then the
+    exception that made us fail it, and 1006 means the transport ended
+    without a close frame.
+    """
+
+    code: int
+    reason: str
+    error: Optional[Exception] = None
+
+
+# -- the connection ------------------------------------------------------------
+
+
+class Connection:
+    """One WebSocket connection, server or client side, without I/O.
+
+    Args:
+        client: True for the client side (frames sent masked, frames received
+            must not be); False for a server.
+        max_message_size: largest message accepted, in bytes (None: no
+            limit); a larger one fails the connection with 1009 as soon as
+            the bytes that pass it arrive.
+        subprotocols: server side, the subprotocols offered, in order of
+            preference; the first one the client also offers is chosen.
+        origins: server side, the accepted Origin values (None: any).
+        handshake: server side, False when the handshake was done elsewhere
+            (for example by another server); the connection starts OPEN.
+    """
+
+    def __init__(
+        self,
+        client: bool = False,
+        *,
+        max_message_size: Optional[int] = 1 << 20,
+        subprotocols: Optional[List[str]] = None,
+        origins: Optional[List[str]] = None,
+        extra_headers: Optional[List[Tuple[str, str]]] = None,
+        handshake: bool = True,
+    ) -> None:
+        self.client = client
+        self.max_message_size = max_message_size
+        self.subprotocols = list(subprotocols or [])
+        self.origins = origins
+        self.extra_headers = list(extra_headers or [])
+        self.state = State.CONNECTING if handshake and not client else State.OPEN
+        self.subprotocol: Optional[str] = None
+        self.request: Optional[Request] = None
+        self.close_code: Optional[int] = None
+        self.close_reason = ""
+        self._out: List[bytes] = []
+        self._mask: Union[None, bool] = True if client else None
+        self._parser = _FrameParser(expect_mask=not client, max_frame_size=max_message_size)
+        self._request_parser: Optional[RequestParser] = (
+            RequestParser() if self.state is State.CONNECTING else None
+        )
+        # Message being assembled (§5.4): its opcode, bytes so far, validator.
+        self._msg_op = -1
+        self._msg_buf = bytearray()
+        self._utf8: Optional[object] = None
+        self._pings: Dict[bytes, int] = {}
+
+    # -- state ----------------------------------------------------------------
+
+    def _transition(self, what: str) -> None:
+        try:
+            self.state = _TRANSITIONS[(self.state, what)]
+        except KeyError:
+            raise LocalProtocolError(f"cannot {what.replace('_', ' ')} in state {self.state.name}") from None
+
+    # -- output -----------------------------------------------------------------
+
+    def data_to_send(self) -> List[bytes]:
+        """Return the byte strings to write, in order, and forget them."""
+        out = self._out
+        self._out = []
+        return out
+
+    def _send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        if self._mask is None and len(payload) >= _WRITELINES_MIN:
+            self._out.append(_encode_header(opcode, len(payload), fin=fin))
+            self._out.append(payload)
+        else:
+            self._out.append(_encode_frame(opcode, payload, fin=fin, mask=self._mask))
+
+    def _check_open(self, what: str) -> None:
+        if self.state is not State.OPEN:
+            raise LocalProtocolError(f"cannot {what} in state {self.state.name}")
+
+    def send_text(self, text: str) -> None:
+        """Queue a text message.
+
+        Raises:
+            LocalProtocolError: not OPEN (state unchanged).
+            TypeError: ``text`` is not a str.
+        """
+        self._check_open("send a message")
+        if not isinstance(text, str):
+            raise TypeError(f"send_text() needs str, not {type(text).__name__}")
+        self._send_frame(_TEXT, text.encode("utf-8"))
+
+    def send_binary(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Queue a binary message.
+
+        Raises:
+            LocalProtocolError: not OPEN (state unchanged).
+            TypeError: ``data`` is not bytes-like.
+        """
+        self._check_open("send a message")
+        if not isinstance(data, bytes):
+            data = bytes(memoryview(data))
+        self._send_frame(_BINARY, data)
+
+    def send(self, message: Union[str, bytes, bytearray, memoryview]) -> None:
+        """Queue ``message``: text for ``str``, binary for bytes-like."""
+        if isinstance(message, str):
+            self.send_text(message)
+        else:
+            self.send_binary(message)
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Queue a ping; a later :class:`Pong` with ``ack`` True answers it."""
+        self._check_open("send a ping")
+        payload = bytes(payload)
+        self._send_frame(_PING, payload)
+        self._pings[payload] = self._pings.get(payload, 0) + 1
+
+    def send_pong(self, payload: bytes = b"") -> None:
+        """Queue an unsolicited pong (a heartbeat, §5.5.3)."""
+        self._check_open("send a pong")
+        self._send_frame(_PONG, bytes(payload))
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake (§7.1.2).
+
+        Raises:
+            LocalProtocolError: not OPEN, or a code that may not be sent, or a
+                reason longer than 123 bytes (state unchanged).
+        """
+        if self.state is not State.OPEN:
+            raise LocalProtocolError(f"cannot send close in state {self.state.name}")
+        payload = self._close_payload(code, reason)
+        self._transition("send_close")
+        self._out.append(_encode_frame(_CLOSE, payload, mask=self._mask))
+
+    @staticmethod
+    def _close_payload(code: Optional[int], reason: str) -> bytes:
+        if code is None:
+            return b""
+        if not is_valid_close_code(code):
+            raise LocalProtocolError(f"close code {code} may not be sent (RFC 6455 §7.4)")
+        raw = reason.encode("utf-8")
+        if len(raw) > 123:
+            raise LocalProtocolError("close reason longer than 123 bytes (RFC 6455 §5.5)")
+        return struct.pack("!H", code) + raw
+
+    # -- input -------------------------------------------------------------------
+
+    def receive_eof(self) -> List[Event]:
+        """The transport ended: without a close frame this is 1006 (§7.1.5)."""
+        if self.state is State.CLOSED:
+            return []
+        self._transition("eof")
+        self.close_code = 1006
+        return [Closed(1006, "", None)]
+
+    def receive_data(self, data: Union[bytes, bytearray, memoryview]) -> List[Event]:
+        """Feed received bytes; return the events they complete.
+
+        Never raises for anything the peer sends; see the module rules.
+        """
+        state = self.state
+        if state is State.CLOSED:
+            return []  # §7.1.1: after the close, data is ignored
+        if state is State.CONNECTING:
+            return self._receive_handshake(bytes(data))
+        events: List[Event] = []
+        try:
+            frames = self._parser.feed(data)
+        except ProtocolError as exc:
+            for frame in exc.frames:
+                if self.state is State.CLOSED:
+                    return events
+                self._on_frame(frame, events)
+            if self.state is not State.CLOSED:
+                self._fail(exc, events)
+            return events
+        for frame in frames:
+            self._on_frame(frame, events)
+            if self.state is State.CLOSED:
+                break
+        return events
+
+    def _fail(self, exc: Exception, events: List[Event]) -> None:
+        """§7.1.7: send a close frame with the error's code, then close."""
+        code = getattr(exc, "close_code", 1002)
+        if self.state is State.OPEN:
+            reason = str(exc).encode("utf-8")[:123].decode("utf-8", "ignore")
+            self._out.append(_encode_frame(_CLOSE, struct.pack("!H", code) + reason.encode(), mask=self._mask))
+        self._transition("fail")
+        self.close_code = code
+        self.close_reason = str(exc)
+        self._msg_buf = bytearray()
+        events.append(Closed(code, str(exc), exc))
+
+    def _on_frame(self, frame: object, events: List[Event]) -> None:
+        op = int(frame.opcode)  # type: ignore[attr-defined]
+        payload: bytes = frame.payload  # type: ignore[attr-defined]
+        fin: bool = frame.fin  # type: ignore[attr-defined]
+        try:
+            if op == _TEXT or op == _BINARY:
+                # §5.4: a new data frame while a message is open is an error.
+                if self._msg_op >= 0:
+                    raise ProtocolError("new message started before the previous one finished")
+                if fin:
+                    if op == _TEXT:
+                        try:
+                            events.append(Message(payload.decode("utf-8")))
+                        except UnicodeDecodeError:
+                            raise InvalidUTF8("text message is not valid UTF-8") from None
+                    else:
+                        events.append(Message(payload))
+                    return
+                self._msg_op = op
+                self._msg_buf = bytearray(payload)
+                if op == _TEXT:
+                    v = _Utf8Validator()
+                    v.feed(payload)  # fail fast (§8.1, Autobahn 6.4.x)
+                    self._utf8 = v
+                return
+            if op == _CONT:
+                if self._msg_op < 0:
+                    raise ProtocolError("continuation frame without a message to continue")
+                limit = self.max_message_size
+                # The budget counts the bytes held; bytearray keeps no
+                # per-fragment overhead, so many tiny fragments cost their
+                # bytes and nothing more.
+                if limit is not None and len(self._msg_buf) + len(payload) > limit:
+                    raise PayloadTooBig(f"message exceeds max_message_size {limit}")
+                self._msg_buf += payload
+                if self._utf8 is not None:
+                    self._utf8.feed(payload, fin)  # type: ignore[attr-defined]
+                if fin:
+                    data = bytes(self._msg_buf)
+                    self._msg_buf = bytearray()
+                    if self._msg_op == _TEXT:
+                        self._utf8 = None
+                        events.append(Message(data.decode("utf-8")))
+                    else:
+                        events.append(Message(data))
+                    self._msg_op = -1
+                return
+            if op == _PING:
+                # §5.5.2: answer with a pong carrying the same payload, unless
+                # we already sent a close (§5.5.1: no more frames after it).
+                if self.state is State.OPEN:
+                    self._out.append(_encode_frame(_PONG, payload, mask=self._mask))
+                events.append(Ping(payload))
+                return
+            if op == _PONG:
+                n = self._pings.get(payload, 0)
+                if n:
+                    if n == 1:
+                        del self._pings[payload]
+                    else:
+                        self._pings[payload] = n - 1
+                events.append(Pong(payload, n > 0))
+                return
+            # op == _CLOSE
+            self._on_close(payload, events)
+        except ProtocolError as exc:
+            self._fail(exc, events)
+
+    def _on_close(self, payload: bytes, events: List[Event]) -> None:
+        # §5.5.1: a close payload is empty, or a 2-byte code and a UTF-8 reason.
+        if len(payload) == 1:
+            raise ProtocolError("close frame payload of 1 byte")
+        if payload:
+            code = struct.unpack("!H", payload[:2])[0]
+            if not is_valid_close_code(code):
+                raise ProtocolError(f"invalid close code {code}")
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidUTF8("close reason is not valid UTF-8") from None
+        else:
+            code, reason = 1005, ""
+        if self.state is State.OPEN:
+            # §5.5.1: echo the status code back.
+            echo = payload[:2] if payload else b""
+            self._out.append(_encode_frame(_CLOSE, echo, mask=self._mask))
+        self._transition("recv_close")
+        self.close_code = code
+        self.close_reason = reason
+        events.append(Closed(code, reason, None))
+
+    # -- handshake (server side) ---------------------------------------------------
+
+    def _receive_handshake(self, data: bytes) -> List[Event]:
+        assert self._request_parser is not None
+        try:
+            parsed = self._request_parser.feed_request(data)
+            if parsed is None:
+                return []
+            request, rest = parsed
+            key = check_request(request)
+            if self.origins is not None and request.headers.get("Origin") not in self.origins:
+                raise HandshakeError(403, "Origin not allowed")
+        except HandshakeError as exc:
+            return self.reject(exc.status, str(exc) + "\n", exc.headers)
+        offered = parse_header_tokens(request.headers.get_all("Sec-WebSocket-Protocol"))
+        chosen = next((p for p in self.subprotocols if p.lower() in offered), None)
+        headers = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(key)),
+        ]
+        if chosen:
+            headers.append(("Sec-WebSocket-Protocol", chosen))
+        headers.extend(self.extra_headers)
+        self._out.append(build_response(101, headers))
+        self._transition("accept")
+        self.request = request
+        self.subprotocol = chosen
+        self._request_parser = None
+        events: List[Event] = [Opened(request, chosen)]
+        if rest:
+            events.extend(self.receive_data(rest))
+        return events
+
+    def reject(self, status: int, body: str = "", headers: List[Tuple[str, str]] = ()) -> List[Event]:  # type: ignore[assignment]
+        """Refuse the handshake with ``status`` (server side, CONNECTING)."""
+        if self.state is not State.CONNECTING:
+            raise LocalProtocolError(f"cannot reject in state {self.state.name}")
+        self._out.append(build_response(status, list(headers), body.encode("utf-8")))
+        self._transition("reject")
+        return [Rejected(status, body.strip())]

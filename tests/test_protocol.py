@@ -1,0 +1,342 @@
+"""Sans-I/O Connection, grouped by RFC 6455 section.  Runs on both codecs
+through the selector; the codec itself is tested per implementation."""
+
+from __future__ import annotations
+
+import struct
+from types import ModuleType
+from typing import List
+
+import pytest
+
+from fastframe import LocalProtocolError, Opcode, encode_frame
+from fastframe.handshake import accept_key, build_request
+from fastframe.protocol import Closed, Connection, Message, Opened, Ping, Pong, Rejected, State
+
+KEY = b"\x01\x02\x03\x04"
+
+
+@pytest.fixture(autouse=True)
+def codec(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Run every protocol test on the compiled core and on the pure twin."""
+    import fastframe.protocol as protocol
+
+    monkeypatch.setattr(protocol, "_encode_frame", impl.encode_frame)
+    monkeypatch.setattr(protocol, "_encode_header", impl.encode_header)
+    monkeypatch.setattr(protocol, "_Utf8Validator", impl.Utf8Validator)
+    monkeypatch.setattr(protocol, "_FrameParser", impl.FrameParser)
+    return impl
+WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def frame(op: int, payload: bytes = b"", fin: bool = True) -> bytes:
+    return encode_frame(op, payload, fin=fin, mask=KEY)
+
+
+def server() -> Connection:
+    return Connection(client=False, handshake=False)
+
+
+def sent(conn: Connection) -> bytes:
+    return b"".join(conn.data_to_send())
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return struct.pack("!H", code) + reason
+
+
+# -- §4.2 handshake through the connection ------------------------------------------
+
+
+def test_server_handshake_then_frames_in_same_chunk() -> None:
+    c = Connection(subprotocols=["chat"])
+    request = build_request("h", "/ws", WS_KEY, subprotocols=["other", "chat"])
+    events = c.receive_data(request + frame(Opcode.TEXT, b"hi"))
+    assert isinstance(events[0], Opened) and events[0].subprotocol == "chat"
+    assert events[1] == Message("hi")
+    out = sent(c)
+    assert out.startswith(b"HTTP/1.1 101 ")
+    assert ("Sec-WebSocket-Accept: " + accept_key(WS_KEY)).encode() in out
+    assert b"Sec-WebSocket-Protocol: chat" in out
+    assert c.state is State.OPEN and c.request is not None and c.request.path == "/ws"
+
+
+def test_server_handshake_byte_by_byte() -> None:
+    c = Connection()
+    data = build_request("h", "/", WS_KEY)
+    events: list = []
+    for i in range(len(data)):
+        events += c.receive_data(data[i : i + 1])
+    assert len(events) == 1 and isinstance(events[0], Opened)
+
+
+def test_server_rejects_bad_version_with_426() -> None:
+    c = Connection()
+    data = build_request("h", "/", WS_KEY).replace(b"Version: 13", b"Version: 8")
+    (ev,) = c.receive_data(data)
+    assert isinstance(ev, Rejected) and ev.status == 426
+    out = sent(c)
+    assert out.startswith(b"HTTP/1.1 426 ") and b"Sec-WebSocket-Version: 13" in out
+    assert c.state is State.CLOSED
+    assert c.receive_data(frame(Opcode.TEXT, b"x")) == []
+
+
+def test_server_origin_check() -> None:
+    c = Connection(origins=["https://good.example"])
+    data = build_request("h", "/", WS_KEY, origin="https://evil.example")
+    (ev,) = c.receive_data(data)
+    assert isinstance(ev, Rejected) and ev.status == 403
+
+
+def test_application_can_reject_any_status() -> None:
+    c = Connection()
+    c.reject(503, "busy")
+    assert sent(c).startswith(b"HTTP/1.1 503 ")
+    with pytest.raises(LocalProtocolError):
+        c.reject(400)
+
+
+# -- §5.4 fragmentation ---------------------------------------------------------------
+
+
+def test_text_message() -> None:
+    c = server()
+    assert c.receive_data(frame(Opcode.TEXT, "héllo".encode())) == [Message("héllo")]
+
+
+def test_fragments_with_interleaved_ping() -> None:
+    c = server()
+    data = frame(Opcode.TEXT, b"Hel", fin=False) + frame(Opcode.PING, b"p") + frame(Opcode.CONTINUATION, b"lo")
+    events = c.receive_data(data)
+    assert events == [Ping(b"p"), Message("Hello")]
+    assert sent(c) == encode_frame(Opcode.PONG, b"p")
+
+
+def test_fragmented_binary_byte_by_byte() -> None:
+    c = server()
+    data = b"".join(frame(Opcode.BINARY if i == 0 else 0, bytes([i]) * 3, fin=i == 9) for i in range(10))
+    events: list = []
+    for i in range(len(data)):
+        events += c.receive_data(data[i : i + 1])
+    assert events == [Message(b"".join(bytes([i]) * 3 for i in range(10)))]
+
+
+def test_continuation_without_message_fails_1002() -> None:
+    c = server()
+    (ev,) = c.receive_data(frame(Opcode.CONTINUATION, b"x"))
+    assert isinstance(ev, Closed) and ev.code == 1002 and ev.error is not None
+    out = sent(c)
+    assert out[0] == 0x88 and out[2:4] == b"\x03\xea"
+    assert c.state is State.CLOSED
+
+
+def test_new_message_inside_fragmented_one_fails_1002() -> None:
+    c = server()
+    events = c.receive_data(frame(Opcode.TEXT, b"a", fin=False) + frame(Opcode.TEXT, b"b"))
+    assert isinstance(events[-1], Closed) and events[-1].code == 1002
+    out = sent(c)
+    assert out[0] == 0x88 and out[2:4] == b"\x03\xea"
+
+
+def test_frames_before_violation_are_delivered() -> None:
+    c = server()
+    events = c.receive_data(frame(Opcode.TEXT, b"ok") + b"\x83\x80" + KEY)
+    assert events[0] == Message("ok")
+    assert isinstance(events[1], Closed) and events[1].code == 1002
+
+
+# -- §8.1 UTF-8 ---------------------------------------------------------------------------
+
+
+def test_invalid_utf8_single_frame_fails_1007() -> None:
+    c = server()
+    (ev,) = c.receive_data(frame(Opcode.TEXT, b"\xff"))
+    assert isinstance(ev, Closed) and ev.code == 1007
+    assert sent(c)[2:4] == b"\x03\xef"
+
+
+def test_invalid_utf8_fails_fast_mid_message() -> None:
+    c = server()
+    assert c.receive_data(frame(Opcode.TEXT, "κόσμε".encode(), fin=False)) == []
+    (ev,) = c.receive_data(frame(0, b"\xf4\x90\x80\x80", fin=False))
+    assert isinstance(ev, Closed) and ev.code == 1007
+
+
+def test_utf8_code_point_split_across_fragments() -> None:
+    c = server()
+    raw = "😀".encode()
+    data = frame(Opcode.TEXT, raw[:1], fin=False) + frame(0, raw[1:3], fin=False) + frame(0, raw[3:])
+    assert c.receive_data(data) == [Message("😀")]
+
+
+# -- limits ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size, ok", [(99, True), (100, True), (101, False)])
+def test_max_message_size_at_limit(size: int, ok: bool) -> None:
+    for fragments in (1, 4, size):
+        c = Connection(handshake=False, max_message_size=100)
+        payload = b"x" * size
+        step = max(1, -(-size // fragments))
+        parts = [payload[i : i + step] for i in range(0, size, step)]
+        data = b"".join(
+            frame(Opcode.BINARY if i == 0 else 0, p, fin=i == len(parts) - 1) for i, p in enumerate(parts)
+        )
+        events = c.receive_data(data)
+        if ok:
+            assert events == [Message(payload)]
+        else:
+            assert isinstance(events[-1], Closed) and events[-1].code == 1009
+
+
+def test_unlimited_message_size() -> None:
+    c = Connection(handshake=False, max_message_size=None)
+    payload = bytes(3 << 20)
+    assert c.receive_data(frame(Opcode.BINARY, payload)) == [Message(payload)]
+
+
+# -- §5.5 control frames -----------------------------------------------------------------------
+
+
+def test_ping_gets_pong_with_same_payload() -> None:
+    c = server()
+    assert c.receive_data(frame(Opcode.PING, b"abc")) == [Ping(b"abc")]
+    assert sent(c) == b"\x8a\x03abc"
+
+
+def test_our_ping_is_acknowledged() -> None:
+    c = server()
+    c.send_ping(b"n1")
+    assert sent(c) == b"\x89\x02n1"
+    assert c.receive_data(frame(Opcode.PONG, b"n1")) == [Pong(b"n1", True)]
+    assert c.receive_data(frame(Opcode.PONG, b"n1")) == [Pong(b"n1", False)]
+
+
+# -- §5.5.1 / §7 close ----------------------------------------------------------------------------
+
+
+def test_peer_close_is_echoed() -> None:
+    c = server()
+    (ev,) = c.receive_data(frame(Opcode.CLOSE, close_payload(1000, b"bye")))
+    assert ev == Closed(1000, "bye", None)
+    assert sent(c) == b"\x88\x02\x03\xe8"
+    assert c.state is State.CLOSED
+
+
+def test_peer_empty_close_gets_empty_close() -> None:
+    c = server()
+    (ev,) = c.receive_data(frame(Opcode.CLOSE))
+    assert ev.code == 1005  # type: ignore[attr-defined]
+    assert sent(c) == b"\x88\x00"
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535])
+def test_invalid_close_code_fails_1002(code: int) -> None:
+    c = server()
+    (ev,) = c.receive_data(frame(Opcode.CLOSE, close_payload(code)))
+    assert isinstance(ev, Closed) and ev.code == 1002
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999])
+def test_valid_close_codes_echoed(code: int) -> None:
+    c = server()
+    (ev,) = c.receive_data(frame(Opcode.CLOSE, close_payload(code)))
+    assert ev == Closed(code, "", None)
+    assert sent(c)[2:4] == struct.pack("!H", code)
+
+
+def test_close_payload_of_one_byte_fails_1002() -> None:
+    c = server()
+    (ev,) = c.receive_data(frame(Opcode.CLOSE, b"\x03"))
+    assert isinstance(ev, Closed) and ev.code == 1002
+
+
+def test_close_reason_must_be_utf8() -> None:
+    c = server()
+    (ev,) = c.receive_data(frame(Opcode.CLOSE, close_payload(1000, b"\xff")))
+    assert isinstance(ev, Closed) and ev.code == 1007
+
+
+def test_we_close_then_peer_answers() -> None:
+    c = server()
+    c.send_close(1001, "going")
+    assert sent(c) == b"\x88\x07\x03\xe9going"
+    assert c.state is State.CLOSING
+    # §5.5.1: after sending close, no pong is sent for a ping.
+    assert c.receive_data(frame(Opcode.PING, b"x")) == [Ping(b"x")]
+    assert sent(c) == b""
+    (ev,) = c.receive_data(frame(Opcode.CLOSE, close_payload(1001)))
+    assert ev == Closed(1001, "", None)
+    assert sent(c) == b""
+    assert c.state is State.CLOSED
+
+
+def test_data_after_close_is_ignored() -> None:
+    c = server()
+    c.receive_data(frame(Opcode.CLOSE, close_payload(1000)) + frame(Opcode.TEXT, b"late"))
+    assert c.receive_data(frame(Opcode.TEXT, b"later")) == []
+
+
+def test_eof_without_close_is_1006() -> None:
+    c = server()
+    assert c.receive_eof() == [Closed(1006, "", None)]
+    assert c.receive_eof() == []
+
+
+# -- caller misuse: LocalProtocolError, state unchanged ------------------------------------------
+
+
+def test_send_after_close_refused_state_unchanged() -> None:
+    c = server()
+    c.send_close()
+    for call in (lambda: c.send_text("x"), lambda: c.send_binary(b"x"), lambda: c.send_ping(), c.send_close):
+        with pytest.raises(LocalProtocolError):
+            call()
+        assert c.state is State.CLOSING
+
+
+def test_send_text_needs_str() -> None:
+    c = server()
+    with pytest.raises(TypeError):
+        c.send_text(b"bytes")  # type: ignore[arg-type]
+    assert c.state is State.OPEN
+
+
+@pytest.mark.parametrize("code", [1005, 1006, 999, 5000])
+def test_send_close_with_reserved_code_refused(code: int) -> None:
+    c = server()
+    with pytest.raises(LocalProtocolError):
+        c.send_close(code)
+    assert c.state is State.OPEN
+
+
+def test_send_close_reason_too_long() -> None:
+    c = server()
+    with pytest.raises(LocalProtocolError):
+        c.send_close(1000, "x" * 124)
+    assert c.state is State.OPEN
+
+
+def test_large_server_frame_is_header_plus_payload() -> None:
+    c = server()
+    payload = bytes(100_000)
+    c.send_binary(payload)
+    chunks = c.data_to_send()
+    assert len(chunks) == 2 and chunks[1] is payload
+    assert b"".join(chunks) == encode_frame(Opcode.BINARY, payload)
+
+
+def test_client_frames_are_masked() -> None:
+    c = Connection(client=True)
+    c.send_text("hi")
+    out = sent(c)
+    assert out[1] == 0x82
+    events = c.receive_data(encode_frame(Opcode.TEXT, b"yo"))
+    assert events == [Message("yo")]
+    (ev,) = Connection(client=True).receive_data(frame(Opcode.TEXT, b"masked"))
+    assert isinstance(ev, Closed) and ev.code == 1002
+
+
+def test_events_are_typed() -> None:
+    evs: List[object] = server().receive_data(frame(Opcode.BINARY, b"\x00"))
+    assert evs == [Message(b"\x00")] and isinstance(evs[0], Message)
