@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Any, Callable, List, Optional
 
-from .protocol import Closed, Connection, Message, Opened, Rejected
+from .protocol import Closed, Connection, Message, Opened, Rejected, State
 
 __all__ = ["EchoProtocol", "serve_echo"]
 
@@ -47,7 +47,10 @@ class EchoProtocol(asyncio.Protocol):
         done = False
         for ev in events:
             if type(ev) is Message:
-                conn.send(ev.data)
+                # A message that arrived in the same read as the peer's close
+                # cannot be echoed: nothing may follow our close (§5.5.1).
+                if conn.state is State.OPEN:
+                    conn.send(ev.data)
             elif type(ev) is Opened:
                 log.info("open %s %s", self.peer, ev.request.path)
             elif type(ev) is Closed or type(ev) is Rejected:
