@@ -25,13 +25,19 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from ._impl import codec
 from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
+from .deflate import DeflateConfig, PerMessageDeflate, accept_client, negotiate_server
 from .handshake import (
     HandshakeError,
     Request,
     RequestParser,
+    Response,
+    ResponseParser,
     accept_key,
+    build_request,
     build_response,
     check_request,
+    check_response,
+    generate_key,
     parse_header_tokens,
 )
 
@@ -107,10 +113,12 @@ class Event:
 
 @dataclass(frozen=True)
 class Opened(Event):
-    """The server accepted the opening handshake."""
+    """The opening handshake succeeded (``response`` is set on the client side)."""
 
-    request: Request
+    request: Optional[Request]
     subprotocol: Optional[str]
+    response: Optional[Response] = None
+    compression: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,8 +181,12 @@ class Connection:
         subprotocols: server side, the subprotocols offered, in order of
             preference; the first one the client also offers is chosen.
         origins: server side, the accepted Origin values (None: any).
-        handshake: server side, False when the handshake was done elsewhere
-            (for example by another server); the connection starts OPEN.
+        compression: permessage-deflate settings (RFC 7692), or None to
+            neither offer nor accept it.  On by default, as in websockets
+            and aiohttp; it only applies when the peer also wants it.
+        handshake: False when the handshake was done elsewhere (for
+            example by another server); the connection then starts OPEN,
+            with ``deflate`` the negotiated compression if any.
     """
 
     def __init__(
@@ -185,29 +197,47 @@ class Connection:
         subprotocols: Optional[List[str]] = None,
         origins: Optional[List[str]] = None,
         extra_headers: Optional[List[Tuple[str, str]]] = None,
+        compression: Optional[DeflateConfig] = DeflateConfig(),
         handshake: bool = True,
+        deflate: Optional[PerMessageDeflate] = None,
     ) -> None:
         self.client = client
         self.max_message_size = max_message_size
         self.subprotocols = list(subprotocols or [])
         self.origins = origins
         self.extra_headers = list(extra_headers or [])
-        self.state = State.CONNECTING if handshake and not client else State.OPEN
+        self.state = State.CONNECTING if handshake else State.OPEN
+        self.compression = compression
         self.subprotocol: Optional[str] = None
         self.request: Optional[Request] = None
+        self.response: Optional[Response] = None
+        self._deflate = deflate
         self.close_code: Optional[int] = None
         self.close_reason = ""
         self._out: List[bytes] = []
         self._mask: Union[None, bool] = True if client else None
-        self._parser = _FrameParser(expect_mask=not client, max_frame_size=max_message_size)
+        self._parser = self._new_parser()
         self._request_parser: Optional[RequestParser] = (
-            RequestParser() if self.state is State.CONNECTING else None
+            RequestParser() if self.state is State.CONNECTING and not client else None
         )
-        # Message being assembled (§5.4): its opcode, bytes so far, validator.
+        self._response_parser: Optional[ResponseParser] = None
+        self._key = ""
+        # Message being assembled (§5.4): its opcode, whether it is
+        # compressed, bytes so far, validator.
         self._msg_op = -1
+        self._msg_z = False
         self._msg_buf = bytearray()
         self._utf8: Optional[object] = None
         self._pings: Dict[bytes, int] = {}
+
+    def _new_parser(self):  # type: ignore[no-untyped-def]
+        limit = self.max_message_size
+        if self._deflate is not None and limit is not None:
+            # A compressed frame may be a little larger than what it holds
+            # (stored blocks); the message budget is enforced after inflating.
+            limit = limit + (limit >> 7) + 1024
+        return _FrameParser(expect_mask=not self.client, max_frame_size=limit,
+                            allow_rsv1=self._deflate is not None)
 
     # -- state ----------------------------------------------------------------
 
@@ -236,8 +266,16 @@ class Connection:
         if self.state is not State.OPEN:
             raise LocalProtocolError(f"cannot {what} in state {self.state.name}")
 
-    def send_text(self, text: str) -> None:
-        """Queue a text message.
+    def _send_data(self, op: int, data: bytes, compress: Optional[bool]) -> None:
+        z = self._deflate
+        if z is not None and compress is not False:
+            # RFC 7692 §6: RSV1 on the (only) frame of a compressed message.
+            self._out.append(_encode_frame(op, z.compress(data), rsv1=True, mask=self._mask))
+        else:
+            self._send_frame(op, data)
+
+    def send_text(self, text: str, compress: Optional[bool] = None) -> None:
+        """Queue a text message; ``compress=False`` opts out of compression.
 
         Raises:
             LocalProtocolError: not OPEN (state unchanged).
@@ -246,10 +284,10 @@ class Connection:
         self._check_open("send a message")
         if not isinstance(text, str):
             raise TypeError(f"send_text() needs str, not {type(text).__name__}")
-        self._send_frame(_TEXT, text.encode("utf-8"))
+        self._send_data(_TEXT, text.encode("utf-8"), compress)
 
-    def send_binary(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        """Queue a binary message.
+    def send_binary(self, data: Union[bytes, bytearray, memoryview], compress: Optional[bool] = None) -> None:
+        """Queue a binary message; ``compress=False`` opts out of compression.
 
         Raises:
             LocalProtocolError: not OPEN (state unchanged).
@@ -258,14 +296,19 @@ class Connection:
         self._check_open("send a message")
         if not isinstance(data, bytes):
             data = bytes(memoryview(data))
-        self._send_frame(_BINARY, data)
+        self._send_data(_BINARY, data, compress)
 
-    def send(self, message: Union[str, bytes, bytearray, memoryview]) -> None:
+    def send(self, message: Union[str, bytes, bytearray, memoryview], compress: Optional[bool] = None) -> None:
         """Queue ``message``: text for ``str``, binary for bytes-like."""
         if isinstance(message, str):
-            self.send_text(message)
+            self.send_text(message, compress)
         else:
-            self.send_binary(message)
+            self.send_binary(message, compress)
+
+    @property
+    def compressed(self) -> bool:
+        """True when permessage-deflate was negotiated."""
+        return self._deflate is not None
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Queue a ping; a later :class:`Pong` with ``ack`` True answers it."""
@@ -322,6 +365,8 @@ class Connection:
         if state is State.CLOSED:
             return []  # §7.1.1: after the close, data is ignored
         if state is State.CONNECTING:
+            if self.client:
+                return self._receive_response(bytes(data))
             return self._receive_handshake(bytes(data))
         events: List[Event] = []
         try:
@@ -361,7 +406,8 @@ class Connection:
                 # §5.4: a new data frame while a message is open is an error.
                 if self._msg_op >= 0:
                     raise ProtocolError("new message started before the previous one finished")
-                if fin:
+                compressed = frame.rsv1  # type: ignore[attr-defined]
+                if fin and not compressed:
                     if op == _TEXT:
                         try:
                             events.append(Message(payload.decode("utf-8")))
@@ -371,34 +417,22 @@ class Connection:
                         events.append(Message(payload))
                     return
                 self._msg_op = op
-                self._msg_buf = bytearray(payload)
-                if op == _TEXT:
-                    v = _Utf8Validator()
-                    v.feed(payload)  # fail fast (§8.1, Autobahn 6.4.x)
-                    self._utf8 = v
+                self._msg_z = compressed
+                self._msg_buf = bytearray()
+                self._utf8 = _Utf8Validator() if op == _TEXT else None
+                self._on_data(payload, fin, events)
                 return
             if op == _CONT:
                 if self._msg_op < 0:
                     raise ProtocolError("continuation frame without a message to continue")
-                limit = self.max_message_size
-                # The budget counts the bytes held; bytearray keeps no
-                # per-fragment overhead, so many tiny fragments cost their
-                # bytes and nothing more.
-                if limit is not None and len(self._msg_buf) + len(payload) > limit:
-                    raise PayloadTooBig(f"message exceeds max_message_size {limit}")
-                self._msg_buf += payload
-                if self._utf8 is not None:
-                    self._utf8.feed(payload, fin)  # type: ignore[attr-defined]
-                if fin:
-                    data = bytes(self._msg_buf)
-                    self._msg_buf = bytearray()
-                    if self._msg_op == _TEXT:
-                        self._utf8 = None
-                        events.append(Message(data.decode("utf-8")))
-                    else:
-                        events.append(Message(data))
-                    self._msg_op = -1
+                # RFC 7692 §6.1: RSV1 is set on the first frame only.
+                if frame.rsv1:  # type: ignore[attr-defined]
+                    raise ProtocolError("RSV1 set on a continuation frame")
+                self._on_data(payload, fin, events)
                 return
+            # RFC 7692 §6.1: control frames are never compressed.
+            if frame.rsv1:  # type: ignore[attr-defined]
+                raise ProtocolError("RSV1 set on a control frame")
             if op == _PING:
                 # §5.5.2: answer with a pong carrying the same payload, unless
                 # we already sent a close (§5.5.1: no more frames after it).
@@ -419,6 +453,30 @@ class Connection:
             self._on_close(payload, events)
         except ProtocolError as exc:
             self._fail(exc, events)
+
+    def _on_data(self, payload: bytes, fin: bool, events: List[Event]) -> None:
+        """Add a fragment's data to the open message; emit it when final."""
+        limit = self.max_message_size
+        buf = self._msg_buf
+        if self._msg_z:
+            budget = None if limit is None else limit - len(buf)
+            payload = self._deflate.decompress(payload, budget, fin)  # type: ignore[union-attr]
+        # The budget counts the bytes held; a bytearray keeps no per-fragment
+        # overhead, so many tiny fragments cost their bytes and nothing more.
+        elif limit is not None and len(buf) + len(payload) > limit:
+            raise PayloadTooBig(f"message exceeds max_message_size {limit}")
+        buf += payload
+        if self._utf8 is not None:
+            self._utf8.feed(payload, fin)  # type: ignore[attr-defined]  # fail fast (§8.1)
+        if fin:
+            data = bytes(buf)
+            self._msg_buf = bytearray()
+            if self._msg_op == _TEXT:
+                self._utf8 = None
+                events.append(Message(data.decode("utf-8")))
+            else:
+                events.append(Message(data))
+            self._msg_op = -1
 
     def _on_close(self, payload: bytes, events: List[Event]) -> None:
         # §5.5.1: a close payload is empty, or a 2-byte code and a UTF-8 reason.
@@ -466,20 +524,77 @@ class Connection:
         ]
         if chosen:
             headers.append(("Sec-WebSocket-Protocol", chosen))
+        if self.compression is not None:
+            agreed = negotiate_server(request.headers.get_all("Sec-WebSocket-Extensions"), self.compression)
+            if agreed is not None:
+                headers.append(("Sec-WebSocket-Extensions", agreed[0]))
+                self._deflate = PerMessageDeflate(
+                    agreed[1], client=False, level=self.compression.level, mem_level=self.compression.mem_level
+                )
+                self._parser = self._new_parser()
         headers.extend(self.extra_headers)
         self._out.append(build_response(101, headers))
         self._transition("accept")
         self.request = request
         self.subprotocol = chosen
         self._request_parser = None
-        events: List[Event] = [Opened(request, chosen)]
+        events: List[Event] = [Opened(request, chosen, None, self._deflate is not None)]
+        if rest:
+            events.extend(self.receive_data(rest))
+        return events
+
+    # -- handshake (client side) ---------------------------------------------------
+
+    def connect(self, host: str, path: str = "/", *, origin: Optional[str] = None) -> None:
+        """Queue the opening handshake request (client side, §4.1)."""
+        if not self.client or self.state is not State.CONNECTING or self._response_parser is not None:
+            raise LocalProtocolError("connect() is for a client connection that has not started")
+        self._key = generate_key()
+        self._out.append(
+            build_request(
+                host, path, self._key, subprotocols=self.subprotocols,
+                extensions=self.compression.offer() if self.compression is not None else None,
+                origin=origin, extra_headers=self.extra_headers,
+            )
+        )
+        self._response_parser = ResponseParser()
+
+    def _receive_response(self, data: bytes) -> List[Event]:
+        if self._response_parser is None:
+            raise LocalProtocolError("receive_data() before connect() on a client connection")
+        try:
+            parsed = self._response_parser.feed_response(data)
+            if parsed is None:
+                return []
+            response, rest = parsed
+            self.response = response
+            self.subprotocol = check_response(response, self._key, self.subprotocols)
+            ext = response.headers.get_all("Sec-WebSocket-Extensions")
+            if ext and self.compression is None:
+                raise HandshakeError(101, "server accepted an extension that was not offered")
+            if self.compression is not None:
+                try:
+                    params = accept_client(ext, self.compression)
+                except ProtocolError as exc:
+                    raise HandshakeError(101, str(exc)) from None
+                if params is not None:
+                    self._deflate = PerMessageDeflate(
+                        params, client=True, level=self.compression.level, mem_level=self.compression.mem_level
+                    )
+                    self._parser = self._new_parser()
+        except HandshakeError as exc:
+            self._transition("reject")
+            return [Rejected(exc.status, str(exc))]
+        self._transition("accept")
+        self._response_parser = None
+        events: List[Event] = [Opened(None, self.subprotocol, response, self._deflate is not None)]
         if rest:
             events.extend(self.receive_data(rest))
         return events
 
     def reject(self, status: int, body: str = "", headers: List[Tuple[str, str]] = ()) -> List[Event]:  # type: ignore[assignment]
         """Refuse the handshake with ``status`` (server side, CONNECTING)."""
-        if self.state is not State.CONNECTING:
+        if self.client or self.state is not State.CONNECTING:
             raise LocalProtocolError(f"cannot reject in state {self.state.name}")
         self._out.append(build_response(status, list(headers), body.encode("utf-8")))
         self._transition("reject")

@@ -327,13 +327,13 @@ def test_large_server_frame_is_header_plus_payload() -> None:
 
 
 def test_client_frames_are_masked() -> None:
-    c = Connection(client=True)
+    c = Connection(client=True, handshake=False)
     c.send_text("hi")
     out = sent(c)
     assert out[1] == 0x82
     events = c.receive_data(encode_frame(Opcode.TEXT, b"yo"))
     assert events == [Message("yo")]
-    (ev,) = Connection(client=True).receive_data(frame(Opcode.TEXT, b"masked"))
+    (ev,) = Connection(client=True, handshake=False).receive_data(frame(Opcode.TEXT, b"masked"))
     assert isinstance(ev, Closed) and ev.code == 1002
 
 

@@ -1,0 +1,317 @@
+"""permessage-deflate (RFC 7692): negotiation and bounded (de)compression.
+
+Rules of this module: no I/O.  Negotiation works on header values; the
+runtime object compresses whole messages and inflates message data as it
+arrives, never producing more bytes than the caller's remaining budget
+allows plus one (so that a deflate bomb is detected after inflating at most
+``budget + 1`` bytes, whatever its declared size).
+
+Defaults keep per-connection memory small, as websockets does: when the peer
+offers it, both windows are limited to 2**12 bytes, and the compressor uses
+memLevel 5 (zlib's default is 8: about 128 KiB more per connection).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple, Union
+
+from .exceptions import PayloadTooBig, ProtocolError
+
+__all__ = [
+    "DeflateConfig",
+    "DeflateParams",
+    "PerMessageDeflate",
+    "parse_extensions",
+    "negotiate_server",
+    "accept_client",
+]
+
+NAME = "permessage-deflate"
+# RFC 7692 §7.2.1: the four bytes a sender strips and a receiver appends.
+_TAIL = b"\x00\x00\xff\xff"
+
+Param = Tuple[str, Optional[str]]
+
+
+@dataclass(frozen=True)
+class DeflateConfig:
+    """What this side wants.  Window bits are 9-15 for our own compressor
+    (zlib cannot compress with an 8-bit window) and 8-15 for the peer's."""
+
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: Optional[int] = 12
+    client_max_window_bits: Optional[int] = 12
+    level: int = zlib.Z_DEFAULT_COMPRESSION
+    mem_level: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("server_max_window_bits", "client_max_window_bits"):
+            bits = getattr(self, name)
+            if bits is not None and not 9 <= bits <= 15:
+                raise ValueError(f"{name} must be between 9 and 15 (zlib cannot compress with 8)")
+        if not 1 <= self.mem_level <= 9:
+            raise ValueError("mem_level must be between 1 and 9")
+
+    def offer(self) -> str:
+        """The client's Sec-WebSocket-Extensions offer (RFC 7692 §7.1)."""
+        parts = [NAME]
+        if self.server_no_context_takeover:
+            parts.append("server_no_context_takeover")
+        if self.client_no_context_takeover:
+            parts.append("client_no_context_takeover")
+        if self.server_max_window_bits is not None:
+            parts.append(f"server_max_window_bits={self.server_max_window_bits}")
+        # §7.1.2.2: offering client_max_window_bits tells the server it may
+        # limit our window; with a value, we promise to stay within it.
+        if self.client_max_window_bits is not None:
+            parts.append(f"client_max_window_bits={self.client_max_window_bits}")
+        else:
+            parts.append("client_max_window_bits")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class DeflateParams:
+    """What was agreed for one connection."""
+
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: int = 15
+    client_max_window_bits: int = 15
+
+    def response(self, params: Sequence[Param]) -> str:
+        return "; ".join([NAME] + [k if v is None else f"{k}={v}" for k, v in params])
+
+
+def parse_extensions(values: Sequence[str]) -> List[Tuple[str, List[Param]]]:
+    """Parse Sec-WebSocket-Extensions values into (name, params) offers.
+
+    Raises:
+        ValueError: a malformed header (RFC 6455 §9.1 grammar).
+    """
+    out: List[Tuple[str, List[Param]]] = []
+    for value in values:
+        for ext in value.split(","):
+            ext = ext.strip()
+            if not ext:
+                continue
+            items = [p.strip() for p in ext.split(";")]
+            name = items[0].lower()
+            if not name or not _is_token(name):
+                raise ValueError(f"malformed extension {ext!r}")
+            params: List[Param] = []
+            for item in items[1:]:
+                key, sep, val = item.partition("=")
+                key = key.strip().lower()
+                if not _is_token(key):
+                    raise ValueError(f"malformed extension parameter {item!r}")
+                if sep:
+                    val = val.strip()
+                    if len(val) >= 2 and val[0] == val[-1] == '"':
+                        val = val[1:-1]
+                    if not _is_token(val):
+                        raise ValueError(f"malformed extension parameter value {item!r}")
+                    params.append((key, val))
+                else:
+                    params.append((key, None))
+            out.append((name, params))
+    return out
+
+
+def _is_token(s: str) -> bool:
+    return bool(s) and all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in s) and s.isascii()
+
+
+def _bits(value: Optional[str], allow_none: bool) -> Optional[int]:
+    # RFC 7692 §7.1.2: a decimal integer 8-15 without leading zeros.
+    if value is None:
+        if allow_none:
+            return None
+        raise ValueError("window bits need a value")
+    if not value.isdigit() or value != str(int(value)) or not 8 <= int(value) <= 15:
+        raise ValueError(f"invalid window bits {value!r}")
+    return int(value)
+
+
+def _read_params(params: Sequence[Param], server: bool) -> Tuple[bool, bool, Optional[int], Union[None, bool, int]]:
+    """Validate one offer's (or response's) parameters (RFC 7692 §7.1)."""
+    seen = set()
+    snct = cnct = False
+    smwb: Optional[int] = None
+    cmwb: Union[None, bool, int] = None
+    for key, value in params:
+        if key in seen:
+            raise ValueError(f"duplicate parameter {key}")
+        seen.add(key)
+        if key == "server_no_context_takeover":
+            if value is not None:
+                raise ValueError("server_no_context_takeover takes no value")
+            snct = True
+        elif key == "client_no_context_takeover":
+            if value is not None:
+                raise ValueError("client_no_context_takeover takes no value")
+            cnct = True
+        elif key == "server_max_window_bits":
+            smwb = _bits(value, allow_none=False)
+        elif key == "client_max_window_bits":
+            # §7.1.2.2: in an offer the value is optional; in a response not.
+            bits = _bits(value, allow_none=server)
+            cmwb = True if bits is None else bits
+        else:
+            raise ValueError(f"unknown parameter {key}")
+    return snct, cnct, smwb, cmwb
+
+
+def negotiate_server(
+    header_values: Sequence[str], config: DeflateConfig
+) -> Optional[Tuple[str, DeflateParams]]:
+    """Pick the first acceptable permessage-deflate offer (RFC 7692 §5, §7.1).
+
+    Returns the response header value and the agreed parameters, or None to
+    decline (offers we cannot honour are skipped, not failed).
+    """
+    try:
+        offers = parse_extensions(header_values)
+    except ValueError:
+        return None
+    for name, params in offers:
+        if name != NAME:
+            continue
+        try:
+            snct, cnct, smwb, cmwb = _read_params(params, server=True)
+        except ValueError:
+            continue
+        # §7.1.1.1: honour the client's request, or impose our own.
+        snct = snct or config.server_no_context_takeover
+        cnct = cnct or config.client_no_context_takeover
+        # §7.1.2.1: we must use at most what the client asked for; we may
+        # use less, and tell it.
+        if config.server_max_window_bits is not None:
+            smwb = config.server_max_window_bits if smwb is None else min(smwb, config.server_max_window_bits)
+        if smwb == 8:
+            continue  # zlib cannot compress with a 256-byte window
+        # §7.1.2.2: we may limit the client's window only if it offered the
+        # parameter; without a value it accepts any limit.
+        if cmwb is True:
+            cmwb = config.client_max_window_bits  # None: no limit, answer without it
+        elif cmwb is not None and config.client_max_window_bits is not None:
+            cmwb = min(cmwb, config.client_max_window_bits)
+        out: List[Param] = []
+        if snct:
+            out.append(("server_no_context_takeover", None))
+        if cnct:
+            out.append(("client_no_context_takeover", None))
+        if smwb is not None:
+            out.append(("server_max_window_bits", str(smwb)))
+        if isinstance(cmwb, int) and cmwb is not True:
+            out.append(("client_max_window_bits", str(cmwb)))
+        agreed = DeflateParams(
+            snct, cnct, smwb if smwb is not None else 15, cmwb if isinstance(cmwb, int) and cmwb is not True else 15
+        )
+        return agreed.response(out), agreed
+    return None
+
+
+def accept_client(header_values: Sequence[str], config: DeflateConfig) -> Optional[DeflateParams]:
+    """Check the server's answer to our offer (RFC 7692 §7.1).
+
+    Returns None when the server did not accept the extension.
+
+    Raises:
+        ProtocolError: the server answered with something we did not offer
+            or that breaks RFC 7692 (the client must fail the connection).
+    """
+    try:
+        exts = parse_extensions(header_values)
+    except ValueError as exc:
+        raise ProtocolError(f"malformed Sec-WebSocket-Extensions: {exc}") from None
+    if not exts:
+        return None
+    if len(exts) != 1 or exts[0][0] != NAME:
+        raise ProtocolError(f"server accepted extensions that were not offered: {header_values!r}")
+    try:
+        snct, cnct, smwb, cmwb = _read_params(exts[0][1], server=False)
+    except ValueError as exc:
+        raise ProtocolError(f"invalid permessage-deflate response: {exc}") from None
+    if config.server_no_context_takeover and not snct:
+        raise ProtocolError("server ignored server_no_context_takeover")
+    if config.server_max_window_bits is not None:
+        if smwb is None or smwb > config.server_max_window_bits:
+            raise ProtocolError("server ignored server_max_window_bits")
+    if isinstance(cmwb, int) and cmwb is not True:
+        if config.client_max_window_bits is not None and cmwb > config.client_max_window_bits:
+            raise ProtocolError("server raised client_max_window_bits above the offer")
+        if cmwb == 8:
+            raise ProtocolError("client_max_window_bits=8 cannot be honoured (zlib)")
+    client_bits = cmwb if isinstance(cmwb, int) and cmwb is not True else (config.client_max_window_bits or 15)
+    return DeflateParams(snct, cnct or config.client_no_context_takeover, smwb or 15, client_bits)
+
+
+class PerMessageDeflate:
+    """Compression state of one connection (RFC 7692 §7.2).
+
+    Args:
+        params: what was negotiated.
+        client: True on the client side.
+    """
+
+    def __init__(self, params: DeflateParams, client: bool, level: int = zlib.Z_DEFAULT_COMPRESSION,
+                 mem_level: int = 5) -> None:
+        self.params = params
+        if client:
+            self.local_bits, self.remote_bits = params.client_max_window_bits, params.server_max_window_bits
+            self.local_reset = params.client_no_context_takeover
+            self.remote_reset = params.server_no_context_takeover
+        else:
+            self.local_bits, self.remote_bits = params.server_max_window_bits, params.client_max_window_bits
+            self.local_reset = params.server_no_context_takeover
+            self.remote_reset = params.client_no_context_takeover
+        self.level = level
+        self.mem_level = mem_level
+        self._compressor = self._new_compressor()
+        self._decompressor = zlib.decompressobj(wbits=-self.remote_bits)
+
+    def _new_compressor(self):  # type: ignore[no-untyped-def]
+        return zlib.compressobj(self.level, zlib.DEFLATED, -max(9, self.local_bits), self.mem_level)
+
+    def compress(self, data: bytes) -> bytes:
+        """Compress one whole message (§7.2.1)."""
+        c = self._compressor
+        out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        if out.endswith(_TAIL):
+            out = out[:-4]
+        if not out:
+            out = b"\x00"  # §7.2.3.6: an empty message is one empty block
+        if self.local_reset:
+            self._compressor = self._new_compressor()
+        return out
+
+    def decompress(self, data: bytes, budget: Optional[int], final: bool) -> bytes:
+        """Inflate the next piece of a message; at most ``budget`` bytes in all.
+
+        ``budget`` is how many more bytes the message may grow by (None: no
+        limit).  At most ``budget + 1`` bytes are ever inflated.
+
+        Raises:
+            PayloadTooBig: the message would exceed the budget (1009).
+            ProtocolError: the data is not a valid deflate stream (1007 is
+                not right for this; RFC 7692 gives no code, 1002 is used).
+        """
+        d = self._decompressor
+        if final:
+            data = data + _TAIL
+        try:
+            if budget is None:
+                out = d.decompress(data)
+            else:
+                out = d.decompress(data, budget + 1)
+                if len(out) > budget:
+                    raise PayloadTooBig("decompressed message exceeds max_message_size")
+        except zlib.error as exc:
+            raise ProtocolError(f"invalid compressed data: {exc}") from None
+        if final and self.remote_reset:
+            self._decompressor = zlib.decompressobj(wbits=-self.remote_bits)
+        return out

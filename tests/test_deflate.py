@@ -1,0 +1,323 @@
+"""RFC 7692 permessage-deflate: negotiation, round trips in every mode, limits."""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from types import ModuleType
+from typing import List, Optional, Tuple
+
+import pytest
+
+from fastframe import Opcode, ProtocolError, encode_frame
+from fastframe.deflate import (
+    DeflateConfig,
+    DeflateParams,
+    PerMessageDeflate,
+    accept_client,
+    negotiate_server,
+    parse_extensions,
+)
+from fastframe.protocol import Closed, Connection, Message, Opened, Rejected, State
+
+KEY = b"\x0a\x0b\x0c\x0d"
+
+
+@pytest.fixture(autouse=True)
+def codec(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    import fastframe.protocol as protocol
+
+    monkeypatch.setattr(protocol, "_encode_frame", impl.encode_frame)
+    monkeypatch.setattr(protocol, "_encode_header", impl.encode_header)
+    monkeypatch.setattr(protocol, "_Utf8Validator", impl.Utf8Validator)
+    monkeypatch.setattr(protocol, "_FrameParser", impl.FrameParser)
+    return impl
+
+
+# -- parsing the header (RFC 6455 §9.1) -------------------------------------------
+
+
+def test_parse_extensions() -> None:
+    assert parse_extensions(["permessage-deflate; client_max_window_bits, foo;a=1;b=\"2\""]) == [
+        ("permessage-deflate", [("client_max_window_bits", None)]),
+        ("foo", [("a", "1"), ("b", "2")]),
+    ]
+    with pytest.raises(ValueError):
+        parse_extensions(["permessage-deflate; =3"])
+
+
+# -- §7.1 server side negotiation -------------------------------------------------------
+
+CFG = DeflateConfig()
+OPEN = DeflateConfig(server_max_window_bits=None, client_max_window_bits=None)
+
+
+@pytest.mark.parametrize(
+    "offer, config, response",
+    [
+        ("permessage-deflate", OPEN, "permessage-deflate"),
+        ("permessage-deflate", CFG, "permessage-deflate; server_max_window_bits=12"),
+        ("permessage-deflate; client_max_window_bits", CFG,
+         "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"),
+        ("permessage-deflate; client_max_window_bits", OPEN, "permessage-deflate"),
+        ("permessage-deflate; client_max_window_bits=10", CFG,
+         "permessage-deflate; server_max_window_bits=12; client_max_window_bits=10"),
+        ("permessage-deflate; client_max_window_bits=8", CFG,
+         "permessage-deflate; server_max_window_bits=12; client_max_window_bits=8"),
+        ("permessage-deflate; server_max_window_bits=10", CFG,
+         "permessage-deflate; server_max_window_bits=10"),
+        ("permessage-deflate; server_max_window_bits=15", CFG,
+         "permessage-deflate; server_max_window_bits=12"),
+        ("permessage-deflate; server_max_window_bits=15", OPEN,
+         "permessage-deflate; server_max_window_bits=15"),
+        ("permessage-deflate; server_no_context_takeover", OPEN,
+         "permessage-deflate; server_no_context_takeover"),
+        ("permessage-deflate; client_no_context_takeover", OPEN,
+         "permessage-deflate; client_no_context_takeover"),
+        ("permessage-deflate", DeflateConfig(server_no_context_takeover=True, client_no_context_takeover=True,
+                                             server_max_window_bits=None, client_max_window_bits=None),
+         "permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+        # First acceptable offer wins; an unsupported one is skipped.
+        ("permessage-deflate; server_max_window_bits=8, permessage-deflate", OPEN, "permessage-deflate"),
+        ("permessage-deflate; unknown=1, permessage-deflate; client_no_context_takeover", OPEN,
+         "permessage-deflate; client_no_context_takeover"),
+        ("x-webkit-deflate-frame, permessage-deflate", OPEN, "permessage-deflate"),
+    ],
+)
+def test_server_negotiation(offer: str, config: DeflateConfig, response: str) -> None:
+    got = negotiate_server([offer], config)
+    assert got is not None
+    assert got[0] == response
+
+
+@pytest.mark.parametrize(
+    "offer",
+    [
+        "permessage-deflate; server_max_window_bits=8",  # zlib cannot compress with 256 bytes
+        "permessage-deflate; server_max_window_bits",  # needs a value
+        "permessage-deflate; server_max_window_bits=16",
+        "permessage-deflate; server_max_window_bits=7",
+        "permessage-deflate; server_max_window_bits=010",
+        "permessage-deflate; client_max_window_bits=16",
+        "permessage-deflate; server_no_context_takeover=1",
+        "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+        "permessage-deflate; mystery",
+        "x-webkit-deflate-frame",
+        "",
+    ],
+)
+def test_server_declines(offer: str) -> None:
+    assert negotiate_server([offer], OPEN) is None
+
+
+@pytest.mark.parametrize("bits", range(8, 16))
+def test_every_legal_client_window(bits: int) -> None:
+    got = negotiate_server([f"permessage-deflate; client_max_window_bits={bits}"], OPEN)
+    assert got is not None and got[1].client_max_window_bits == bits
+
+
+@pytest.mark.parametrize("bits", range(9, 16))
+def test_every_legal_server_window(bits: int) -> None:
+    got = negotiate_server([f"permessage-deflate; server_max_window_bits={bits}"], OPEN)
+    assert got is not None and got[1].server_max_window_bits == bits
+
+
+# -- §7.1 client side --------------------------------------------------------------------
+
+
+def test_client_accepts_valid_response() -> None:
+    p = accept_client(["permessage-deflate; server_max_window_bits=12; client_max_window_bits=10"], CFG)
+    assert p == DeflateParams(False, False, 12, 10)
+    assert accept_client([], CFG) is None
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "x-other",
+        "permessage-deflate, permessage-deflate",
+        "permessage-deflate",  # ignored our server_max_window_bits=12
+        "permessage-deflate; server_max_window_bits=13",
+        "permessage-deflate; server_max_window_bits=12; client_max_window_bits=13",
+        "permessage-deflate; server_max_window_bits=12; client_max_window_bits",
+        "permessage-deflate; server_max_window_bits=12; bogus",
+    ],
+)
+def test_client_fails_bad_response(response: str) -> None:
+    with pytest.raises(ProtocolError):
+        accept_client([response], CFG)
+
+
+# -- round trips through two Connections ---------------------------------------------------------
+
+
+def pump(a: Connection, b: Connection) -> Tuple[list, list]:
+    """Move bytes both ways until quiet; return the events each side saw."""
+    ea: list = []
+    eb: list = []
+    for _ in range(10):
+        out_a = b"".join(a.data_to_send())
+        out_b = b"".join(b.data_to_send())
+        if not out_a and not out_b:
+            break
+        if out_a:
+            eb += b.receive_data(out_a)
+        if out_b:
+            ea += a.receive_data(out_b)
+    return ea, eb
+
+
+def pair(server_cfg: Optional[DeflateConfig], client_cfg: Optional[DeflateConfig], **kw: object) -> Tuple[Connection, Connection]:
+    s = Connection(compression=server_cfg, **kw)  # type: ignore[arg-type]
+    c = Connection(client=True, compression=client_cfg, **kw)  # type: ignore[arg-type]
+    c.connect("localhost", "/")
+    ec, es = pump(c, s)
+    assert isinstance(es[0], Opened) and isinstance(ec[0], Opened)
+    return s, c
+
+
+MODES = list(
+    itertools.product(
+        [False, True],  # server_no_context_takeover
+        [False, True],  # client_no_context_takeover
+        [None, 9, 12, 15],  # server_max_window_bits
+        [None, 9, 15],  # client_max_window_bits
+    )
+)
+
+
+@pytest.mark.parametrize("snct, cnct, smwb, cmwb", MODES)
+def test_round_trip_in_every_mode(snct: bool, cnct: bool, smwb: Optional[int], cmwb: Optional[int]) -> None:
+    cfg = DeflateConfig(snct, cnct, smwb, cmwb)
+    s, c = pair(cfg, cfg)
+    assert s.compressed and c.compressed
+    messages = ["hello " * 100, b"\x00\x01" * 3000, "", b"", "ünïcödé " * 500, bytes(range(256)) * 40]
+    for m in messages * 2:  # twice: context takeover matters on repeats
+        c.send(m)
+        out = c.data_to_send()
+        assert out[0][0] & 0x40  # RSV1 set
+        es = s.receive_data(b"".join(out))
+        assert es == [Message(m)]
+        s.send(m)
+        ec = c.receive_data(b"".join(s.data_to_send()))
+        assert ec == [Message(m)]
+
+
+def test_compression_opt_out_per_message() -> None:
+    s, c = pair(CFG, CFG)
+    s.send("plain", compress=False)
+    out = b"".join(s.data_to_send())
+    assert out == b"\x81\x05plain"
+    assert c.receive_data(out) == [Message("plain")]
+
+
+def test_no_compression_when_either_side_declines() -> None:
+    s, c = pair(None, CFG)
+    assert not s.compressed and not c.compressed
+    s, c = pair(CFG, None)
+    assert not s.compressed and not c.compressed
+
+
+def compressed_fragments(data: bytes, n: int, op: int = Opcode.BINARY) -> bytes:
+    z = zlib.compressobj(wbits=-15)
+    body = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+    body = body[:-4]
+    step = max(1, -(-len(body) // n))
+    parts = [body[i : i + step] for i in range(0, len(body), step)] or [b""]
+    return b"".join(
+        encode_frame(op if i == 0 else 0, p, fin=i == len(parts) - 1, rsv1=i == 0, mask=KEY)
+        for i, p in enumerate(parts)
+    )
+
+
+def server_with_deflate(limit: Optional[int] = 1 << 20) -> Connection:
+    params = DeflateParams()
+    return Connection(handshake=False, max_message_size=limit, deflate=PerMessageDeflate(params, client=False))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 50])
+def test_fragmented_compressed_message(n: int) -> None:
+    s = server_with_deflate()
+    data = ("fragmented and compressed " * 200).encode()
+    assert s.receive_data(compressed_fragments(data, n, Opcode.TEXT)) == [Message(data.decode())]
+
+
+@pytest.mark.parametrize("size, ok", [(9999, True), (10000, True), (10001, False)])
+@pytest.mark.parametrize("n", [1, 5])
+def test_inflation_bounded_by_budget(size: int, ok: bool, n: int) -> None:
+    s = server_with_deflate(limit=10000)
+    events = s.receive_data(compressed_fragments(b"a" * size, n))
+    if ok:
+        assert events == [Message(b"a" * size)]
+    else:
+        assert isinstance(events[-1], Closed) and events[-1].code == 1009
+
+
+def test_deflate_bomb_is_refused_without_inflating() -> None:
+    import tracemalloc
+
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = bytes(1 << 20)
+    body = b"".join(z.compress(chunk) for _ in range(1024)) + z.flush(zlib.Z_SYNC_FLUSH)
+    frame = encode_frame(Opcode.BINARY, body[:-4], rsv1=True, mask=KEY)  # 1 GiB of zeros, ~1 MiB
+    s = server_with_deflate(limit=1 << 20)
+    tracemalloc.start()
+    try:
+        events = s.receive_data(frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(events[-1], Closed) and events[-1].code == 1009
+    assert peak < 8 << 20  # the frame itself and at most the budget, not 1 GiB
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        encode_frame(Opcode.TEXT, b"a", fin=False, rsv1=True, mask=KEY)
+        + encode_frame(0, b"b", rsv1=True, mask=KEY),  # RSV1 on a continuation
+        encode_frame(Opcode.PING, b"", rsv1=True, mask=KEY),  # RSV1 on a control frame
+    ],
+)
+def test_rsv1_misuse_fails_1002(data: bytes) -> None:
+    s = server_with_deflate()
+    events = s.receive_data(data)
+    assert isinstance(events[-1], Closed) and events[-1].code == 1002
+
+
+def test_rsv1_without_negotiation_fails_1002() -> None:
+    s = Connection(handshake=False)
+    (ev,) = s.receive_data(encode_frame(Opcode.TEXT, b"\x00", rsv1=True, mask=KEY))
+    assert isinstance(ev, Closed) and ev.code == 1002
+
+
+def test_corrupt_compressed_data_fails() -> None:
+    s = server_with_deflate()
+    (ev,) = s.receive_data(encode_frame(Opcode.BINARY, b"\xff\xff\xff\xff", rsv1=True, mask=KEY))
+    assert isinstance(ev, Closed) and ev.code == 1002
+
+
+def test_invalid_utf8_inside_compressed_text_fails_1007() -> None:
+    s = server_with_deflate()
+    events = s.receive_data(compressed_fragments(b"ok\xff", 1, Opcode.TEXT))
+    assert isinstance(events[-1], Closed) and events[-1].code == 1007
+
+
+# -- client handshake paths ------------------------------------------------------------------------
+
+
+def test_client_rejects_unoffered_subprotocol_and_bad_accept() -> None:
+    c = Connection(client=True, subprotocols=["a"])
+    c.connect("h", "/")
+    resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: nope\r\n\r\n"
+    (ev,) = c.receive_data(resp)
+    assert isinstance(ev, Rejected) and c.state is State.CLOSED
+
+
+def test_client_gets_server_rejection_status() -> None:
+    s = Connection(origins=["https://ok"])
+    c = Connection(client=True)
+    c.connect("h", "/")
+    ec, es = pump(c, s)
+    assert isinstance(es[0], Rejected) and es[0].status == 403
+    assert isinstance(ec[0], Rejected) and ec[0].status == 403
