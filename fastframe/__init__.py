@@ -13,6 +13,32 @@ from .exceptions import (
 )
 from .types import CloseCode, Opcode
 
+# The asyncio layer is imported on first use, so that importing the codec
+# alone stays cheap (and free of asyncio) for servers that only plug it in.
+_LAZY = {
+    "serve": ("server", "serve"),
+    "Server": ("server", "Server"),
+    "broadcast": ("server", "broadcast"),
+    "connect": ("client", "connect"),
+    "WebSocket": ("connection", "WebSocket"),
+    "ConnectionClosed": ("connection", "ConnectionClosed"),
+    "Connection": ("protocol", "Connection"),
+    "DeflateConfig": ("deflate", "DeflateConfig"),
+    "HandshakeError": ("handshake", "HandshakeError"),
+}
+
+
+def __getattr__(name: str) -> object:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'fastframe' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
 __version__ = "0.1.0"
 
 Frame = _codec.Frame
@@ -26,6 +52,15 @@ validate_utf8 = _codec.validate_utf8
 
 __all__ = [
     "IMPLEMENTATION",
+    "Connection",
+    "ConnectionClosed",
+    "DeflateConfig",
+    "HandshakeError",
+    "Server",
+    "WebSocket",
+    "broadcast",
+    "connect",
+    "serve",
     "CloseCode",
     "FastFrameError",
     "Frame",

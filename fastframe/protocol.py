@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._impl import codec
 from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
@@ -184,6 +184,10 @@ class Connection:
         compression: permessage-deflate settings (RFC 7692), or None to
             neither offer nor accept it.  On by default, as in websockets
             and aiohttp; it only applies when the peer also wants it.
+        process_request: server side, called with the request before the
+            upgrade; if it returns ``(status, headers, body)`` that response
+            is sent instead and the connection ends (serve a page, or refuse
+            with any status).
         handshake: False when the handshake was done elsewhere (for
             example by another server); the connection then starts OPEN,
             with ``deflate`` the negotiated compression if any.
@@ -200,6 +204,7 @@ class Connection:
         compression: Optional[DeflateConfig] = DeflateConfig(),
         handshake: bool = True,
         deflate: Optional[PerMessageDeflate] = None,
+        process_request: Optional[Callable[[Request], Optional[Tuple[int, Sequence[Tuple[str, str]], bytes]]]] = None,
     ) -> None:
         self.client = client
         self.max_message_size = max_message_size
@@ -208,6 +213,7 @@ class Connection:
         self.extra_headers = list(extra_headers or [])
         self.state = State.CONNECTING if handshake else State.OPEN
         self.compression = compression
+        self.process_request = process_request
         self.subprotocol: Optional[str] = None
         self.request: Optional[Request] = None
         self.response: Optional[Response] = None
@@ -510,6 +516,11 @@ class Connection:
             if parsed is None:
                 return []
             request, rest = parsed
+            if self.process_request is not None:
+                answer = self.process_request(request)
+                if answer is not None:
+                    status, headers, body = answer
+                    return self.reject(status, body, list(headers))
             key = check_request(request)
             if self.origins is not None and request.headers.get("Origin") not in self.origins:
                 raise HandshakeError(403, "Origin not allowed")
@@ -592,10 +603,13 @@ class Connection:
             events.extend(self.receive_data(rest))
         return events
 
-    def reject(self, status: int, body: str = "", headers: List[Tuple[str, str]] = ()) -> List[Event]:  # type: ignore[assignment]
-        """Refuse the handshake with ``status`` (server side, CONNECTING)."""
+    def reject(
+        self, status: int, body: Union[str, bytes] = "", headers: Sequence[Tuple[str, str]] = ()
+    ) -> List[Event]:
+        """Answer the handshake with ``status`` instead of upgrading (server side)."""
         if self.client or self.state is not State.CONNECTING:
             raise LocalProtocolError(f"cannot reject in state {self.state.name}")
-        self._out.append(build_response(status, list(headers), body.encode("utf-8")))
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        self._out.append(build_response(status, list(headers), raw))
         self._transition("reject")
-        return [Rejected(status, body.strip())]
+        return [Rejected(status, raw[:200].decode("utf-8", "replace").strip())]

@@ -1,84 +1,353 @@
-"""A minimal asyncio server on the sans-I/O Connection.
+"""``fastframe.serve``: an asyncio WebSocket server with a handler per connection.
 
-This module only moves bytes between a transport and a
-:class:`~fastframe.protocol.Connection`: everything RFC 6455 lives there.
-For now it serves one mode, echo, which is what the Autobahn conformance
-suite drives; the handler API (``fastframe.serve``) builds on the same
-protocol class.
+    async def handler(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    async with fastframe.serve(handler, "127.0.0.1", 8080) as server:
+        await server.serve_forever()
+
+Defaults follow websockets where it has one (1 MiB messages, 20 s ping
+interval and timeout, 10 s open and close timeouts, compression negotiated
+when the client offers it, window bits 12) and picows for the write path
+(no per-message task, writes coalesced).  See ``serve`` for every option.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, List, Optional
+import ssl as ssl_module
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from .protocol import Closed, Connection, Message, Opened, Rejected, State
+from ._impl import codec
+from .connection import ConnectionClosed, WebSocket, WebSocketProtocol
+from .deflate import DeflateConfig
+from .handshake import Request
+from .protocol import Connection, State
 
-__all__ = ["EchoProtocol", "serve_echo"]
+__all__ = ["Server", "serve", "broadcast", "Response"]
 
 log = logging.getLogger("fastframe.server")
 
-# What one message event becomes: the echo sends it back unchanged.
-OnMessage = Callable[[Connection, Any], None]
+Handler = Callable[[WebSocket], Awaitable[Any]]
+#: process_request may answer a request itself: (status, headers, body).
+Response = Tuple[int, Sequence[Tuple[str, str]], bytes]
+ProcessRequest = Callable[[Request], Optional[Response]]
 
 
-class EchoProtocol(asyncio.Protocol):
-    """One connection: feed the Connection, write what it produces."""
+class Server:
+    """A running server: the set of open connections and the listening sockets."""
 
-    def __init__(self, max_message_size: Optional[int]) -> None:
-        self.conn = Connection(client=False, max_message_size=max_message_size)
-        self.transport: Optional[asyncio.Transport] = None
-        self.peer: Any = None
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        max_size: Optional[int],
+        compression: Optional[DeflateConfig],
+        subprotocols: Optional[List[str]],
+        origins: Optional[List[str]],
+        extra_headers: Optional[List[Tuple[str, str]]],
+        process_request: Optional[ProcessRequest],
+        ping_interval: Optional[float],
+        ping_timeout: Optional[float],
+        open_timeout: Optional[float],
+        close_timeout: float,
+        max_connections: Optional[int],
+        write_limit: int,
+        max_write_buffer: Optional[int],
+        max_queue: int,
+    ) -> None:
+        self.handler = handler
+        self.max_size = max_size
+        self.compression = compression
+        self.subprotocols = subprotocols
+        self.origins = origins
+        self.extra_headers = extra_headers
+        self.process_request = process_request
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self.max_connections = max_connections
+        self.write_limit = write_limit
+        self.max_write_buffer = max_write_buffer
+        self.max_queue = max_queue
+        self.loop = asyncio.get_running_loop()
+        self.protocols: Set[WebSocketProtocol] = set()
+        self.connections: Set[WebSocket] = set()
+        self.tasks: Set[asyncio.Task[Any]] = set()
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._ticker: Optional[asyncio.TimerHandle] = None
+        self._closing = False
+        self._port = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.peer = transport.get_extra_info("peername")
+    # -- protocol factory ---------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        conn = self.conn
+    def _make_protocol(self) -> WebSocketProtocol:
+        conn = Connection(
+            client=False,
+            max_message_size=self.max_size,
+            subprotocols=self.subprotocols,
+            origins=self.origins,
+            extra_headers=self.extra_headers,
+            compression=self.compression,
+            process_request=self.process_request,
+        )
+        proto = WebSocketProtocol(
+            conn,
+            loop=self.loop,
+            on_open=self._on_open,
+            on_finish=self._on_finish,
+            write_limit=self.write_limit,
+            max_write_buffer=self.max_write_buffer,
+            max_queue=self.max_queue,
+            close_timeout=self.close_timeout,
+        )
+        if self._closing or (self.max_connections is not None and len(self.protocols) >= self.max_connections):
+            conn.reject(503, "too many connections" if not self._closing else "server shutting down")
+        self.protocols.add(proto)
+        return proto
+
+    def _on_open(self, proto: WebSocketProtocol) -> None:
+        ws = proto.ws
+        log.info("open #%d %s %s", ws.id, proto.peer, ws.path)
+        self.connections.add(ws)
+        task = self.loop.create_task(self._run(proto))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, proto: WebSocketProtocol) -> None:
+        ws = proto.ws
         try:
-            events = conn.receive_data(data)
-        except Exception:  # pragma: no cover - a bug, not the peer
-            log.exception("internal error on connection from %s", self.peer)
-            self._flush()
-            self.transport.abort()  # type: ignore[union-attr]
+            await self.handler(ws)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("handler error on #%d %s", ws.id, proto.peer)
+            proto.close(1011, "internal error")
             return
-        done = False
-        for ev in events:
-            if type(ev) is Message:
-                # A message that arrived in the same read as the peer's close
-                # cannot be echoed: nothing may follow our close (§5.5.1).
-                if conn.state is State.OPEN:
-                    conn.send(ev.data)
-            elif type(ev) is Opened:
-                log.info("open %s %s", self.peer, ev.request.path)
-            elif type(ev) is Closed or type(ev) is Rejected:
-                done = True
-                if type(ev) is Closed and ev.error is not None:
-                    log.info("closing %s: %s (%d)", self.peer, ev.error, ev.code)
-        self._flush()
-        if done:
-            # §7.1.1: the server closes the TCP connection first.
-            self.transport.close()  # type: ignore[union-attr]
+        # Returning from the handler closes the connection normally.
+        proto.close(1000, "")
 
-    def _flush(self) -> None:
-        out: List[bytes] = self.conn.data_to_send()
-        if out:
-            if len(out) == 1:
-                self.transport.write(out[0])  # type: ignore[union-attr]
-            else:
-                self.transport.writelines(out)  # type: ignore[union-attr]
+    def _on_finish(self, proto: WebSocketProtocol) -> None:
+        self.protocols.discard(proto)
+        ws = proto.ws
+        if ws in self.connections:
+            self.connections.discard(ws)
+            log.info("close #%d %s code=%s", ws.id, proto.peer, proto.conn.close_code)
 
-    def eof_received(self) -> Optional[bool]:
-        self.conn.receive_eof()
-        return None
+    # -- timers: handshake timeout, keepalive, close timeout ----------------------------
 
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        log.info("close %s", self.peer)
+    def _tick(self) -> None:
+        now = self.loop.time()
+        for proto in list(self.protocols):
+            state = proto.conn.state
+            if state is State.CONNECTING:
+                # A handshake that does not finish in time (slowloris) is cut.
+                if self.open_timeout is not None and now - proto.created > self.open_timeout:
+                    log.info("%s: opening handshake timed out", proto.peer)
+                    proto.abort()
+            elif state is State.OPEN:
+                if self.ping_interval is None:
+                    continue
+                # Any inbound byte counts as life, so a long frame still in
+                # flight never trips the timeout.
+                idle = now - proto.last_recv
+                if proto.ping_payload is not None:
+                    if self.ping_timeout is not None and idle > self.ping_timeout and now - proto.ping_sent > self.ping_timeout:
+                        log.info("%s: keepalive ping timeout", proto.peer)
+                        proto.close(1011, "keepalive ping timeout")
+                        proto.abort()
+                elif idle >= self.ping_interval:
+                    proto.ping_payload = b"ka" + int(now * 1000).to_bytes(8, "big")
+                    proto.ping_sent = now
+                    proto.conn.send_ping(proto.ping_payload)
+                    proto.flush()
+            elif state is State.CLOSING:
+                if now - proto.close_started > self.close_timeout:
+                    proto.abort()
+        self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        periods = [p for p in (self.ping_interval, self.open_timeout, self.close_timeout) if p]
+        period = max(0.05, min(1.0, min(periods) / 4)) if periods else 1.0
+        self._ticker = self.loop.call_later(period, self._tick)
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def sockets(self) -> Tuple[Any, ...]:
+        return tuple(self._server.sockets) if self._server else ()
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the first socket's), kept after closing."""
+        return self._port
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        try:
+            await self._server.serve_forever()
+        except asyncio.CancelledError:
+            await self.aclose()
+            raise
+
+    def broadcast(self, message: Union[str, bytes], connections: Optional[Iterable[WebSocket]] = None) -> None:
+        """Send ``message`` to every open connection (or those given).
+
+        See :func:`broadcast`.
+        """
+        broadcast(self.connections if connections is None else connections, message)
+
+    def close(self) -> None:
+        """Stop accepting and start closing every connection with 1001."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for proto in list(self.protocols):
+            proto.close(1001, "server shutting down")
+
+    async def aclose(self) -> None:
+        """Graceful shutdown: stop accepting, close with 1001, wait up to the
+        close timeout, then abort what is left."""
+        self.close()
+        pending = [p.closed_future for p in self.protocols]
+        if pending:
+            done, not_done = await asyncio.wait(pending, timeout=self.close_timeout)
+            for proto in list(self.protocols):
+                proto.abort()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=self.close_timeout)
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> "Server":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
 
 
-async def serve_echo(host: str, port: int, max_message_size: Optional[int] = 64 << 20) -> asyncio.AbstractServer:
-    """Start an echo server; every text and binary message comes back as is."""
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: EchoProtocol(max_message_size), host, port)
+def broadcast(connections: Iterable[WebSocket], message: Union[str, bytes]) -> None:
+    """Send one message to many connections without waiting for any of them.
+
+    The frame is encoded once and written to every open connection as is:
+    a connection that negotiated compression gets it uncompressed, which
+    RFC 7692 allows per message (RSV1 clear), so nothing is compressed per
+    peer.  A peer whose write buffer is over its hard cap (``max_write_buffer``)
+    is disconnected; a slow peer never blocks the others.
+    """
+    if isinstance(message, str):
+        frame = codec.encode_frame(1, message.encode("utf-8"))
+    else:
+        frame = codec.encode_frame(2, message)
+    for ws in list(connections):
+        proto = ws._proto
+        if proto.conn.state is State.OPEN and not proto.conn.client:
+            proto.write_raw(frame)
+
+
+class _Serve:
+    """``serve(...)`` is both awaitable and an async context manager."""
+
+    def __init__(self, handler: Handler, host: Optional[str], port: int, ssl: Optional[ssl_module.SSLContext],
+                 sock: Any, kw: Dict[str, Any]) -> None:
+        self._args = (handler, host, port, ssl, sock, kw)
+        self.server: Optional[Server] = None
+
+    async def _start(self) -> Server:
+        handler, host, port, ssl, sock, kw = self._args
+        server = Server(handler, **kw)
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            server._server = await loop.create_server(server._make_protocol, sock=sock, ssl=ssl)
+        else:
+            server._server = await loop.create_server(server._make_protocol, host, port, ssl=ssl)
+        server._port = int(server._server.sockets[0].getsockname()[1]) if server._server.sockets else 0
+        server._schedule_tick()
+        self.server = server
+        return server
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.server is not None:
+            await self.server.aclose()
+
+
+def serve(
+    handler: Handler,
+    host: Optional[str] = "127.0.0.1",
+    port: int = 8080,
+    *,
+    max_size: Optional[int] = 1 << 20,
+    compression: Optional[DeflateConfig] = DeflateConfig(),
+    subprotocols: Optional[List[str]] = None,
+    origins: Optional[List[str]] = None,
+    extra_headers: Optional[List[Tuple[str, str]]] = None,
+    process_request: Optional[ProcessRequest] = None,
+    ping_interval: Optional[float] = 20.0,
+    ping_timeout: Optional[float] = 20.0,
+    open_timeout: Optional[float] = 10.0,
+    close_timeout: float = 10.0,
+    max_connections: Optional[int] = None,
+    write_limit: int = 64 * 1024,
+    max_write_buffer: Optional[int] = 16 * 1024 * 1024,
+    max_queue: int = 32,
+    ssl: Optional[ssl_module.SSLContext] = None,
+    sock: Any = None,
+) -> _Serve:
+    """Start a WebSocket server; use as ``async with serve(...) as server``.
+
+    Args:
+        handler: ``async def handler(ws)`` run once per connection; the
+            connection closes with 1000 when it returns, 1011 if it raises.
+        max_size: largest incoming message in bytes, None for no limit
+            (1009 past it).  Default 1 MiB, as websockets.
+        compression: permessage-deflate settings, or None to refuse it.
+        subprotocols: offered subprotocols, in order of preference.
+        origins: accepted Origin header values (403 otherwise), None for any.
+        process_request: called with each request before the upgrade; a
+            ``(status, headers, body)`` it returns is sent instead (to serve
+            a page, or to refuse with any status).
+        ping_interval, ping_timeout: keepalive; a ping is sent after
+            ``ping_interval`` seconds without inbound bytes, and the
+            connection is closed with 1011 when nothing arrives for
+            ``ping_timeout`` more.  None disables.
+        open_timeout: seconds for the opening handshake (slowloris guard).
+        close_timeout: seconds to wait for the peer's close frame.
+        max_connections: more are refused with 503.
+        write_limit: high-water mark of the transport buffer; ``send``
+            waits (drain) above it.
+        max_write_buffer: hard cap; a peer whose buffer grows past it (it
+            stopped reading) is disconnected.  None disables.
+        max_queue: received messages queued for a handler before reading
+            pauses (back-pressure).
+        ssl: an ``ssl.SSLContext`` for wss://.
+        sock: an already bound socket instead of host/port.
+    """
+    kw = dict(
+        max_size=max_size, compression=compression, subprotocols=subprotocols, origins=origins,
+        extra_headers=extra_headers, process_request=process_request, ping_interval=ping_interval,
+        ping_timeout=ping_timeout, open_timeout=open_timeout, close_timeout=close_timeout,
+        max_connections=max_connections, write_limit=write_limit, max_write_buffer=max_write_buffer,
+        max_queue=max_queue,
+    )
+    return _Serve(handler, host, port, ssl, sock, kw)
+
+
+async def serve_echo(host: str, port: int, max_message_size: Optional[int] = 64 << 20) -> Server:
+    """An echo server (every message back unchanged), as Autobahn drives it."""
+
+    async def echo(ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    return await serve(echo, host, port, max_size=max_message_size)

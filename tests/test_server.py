@@ -1,117 +1,408 @@
-"""The echo server over real TCP on loopback, with independent clients."""
+"""The asyncio server and client over real TCP on loopback.
+
+Each test starts its server on an ephemeral port and stops it.  Peers:
+fastframe's own client, websockets and aiohttp, and raw sockets for
+misbehaviour.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import ssl
 import subprocess
 import sys
-import socket
-from typing import AsyncIterator, Tuple
+import time
+from typing import Any, Awaitable, Callable, List, Optional
 
 import pytest
 
-from fastframe.server import serve_echo
+import fastframe
+from fastframe import ConnectionClosed, DeflateConfig, HandshakeError, broadcast, connect, serve
 
-websockets_client = pytest.importorskip("websockets.asyncio.client")
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
-
-
-async def _with_server(fn, max_size=1 << 20):  # type: ignore[no-untyped-def]
-    server = await serve_echo("127.0.0.1", 0, max_size)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        return await fn(port)
-    finally:
-        server.close()
-        await server.wait_closed()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 
 
-def test_echo_with_websockets_client() -> None:
-    async def go(port: int) -> None:
-        async with websockets_client.connect(f"ws://127.0.0.1:{port}/any/path", compression=None) as ws:
-            await ws.send("héllo")
-            assert await ws.recv() == "héllo"
-            await ws.send(b"\x00\x01" * 50000)
-            assert await ws.recv() == b"\x00\x01" * 50000
-            await ws.send(["frag", "mented"])
-            assert await ws.recv() == "fragmented"
-            pong = await ws.ping(b"p")
-            await asyncio.wait_for(pong, 5)
-        assert ws.close_code == 1000
-
-    run(_with_server(go))
+async def echo(ws: Any) -> None:
+    async for message in ws:
+        await ws.send(message)
 
 
-def test_oversized_message_closes_1009_and_server_keeps_serving() -> None:
-    async def go(port: int) -> None:
-        async with websockets_client.connect(f"ws://127.0.0.1:{port}/", compression=None, max_size=None) as ws:
-            await ws.send(b"x" * 2000)
-            with pytest.raises(Exception):
-                await ws.recv()
-        assert ws.close_code == 1009
-        async with websockets_client.connect(f"ws://127.0.0.1:{port}/", compression=None) as ws2:
-            await ws2.send("still here")
-            assert await ws2.recv() == "still here"
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 60))  # type: ignore[arg-type]
 
-    run(_with_server(go, max_size=1000))
+
+async def raw_open(port: int) -> "tuple[asyncio.StreamReader, asyncio.StreamWriter]":
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(UPGRADE)
+    head = await r.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    return r, w
+
+
+# -- echo with several clients ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compression", [None, DeflateConfig()], ids=["plain", "deflate"])
+def test_fastframe_client_echo(compression: Optional[DeflateConfig]) -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/x?y=1", compression=compression) as ws:
+                assert ws.open
+                for m in ["héllo", b"\x00" * 100_000, "", b""]:
+                    await ws.send(m)
+                    assert await ws.recv() == m
+                rtt = await asyncio.wait_for(await ws.ping(b"abc"), 5)
+                assert rtt >= 0
+            assert ws.close_code == 1000
+
+    run(go())
+
+
+def test_websockets_client_echo_with_compression() -> None:
+    client = pytest.importorskip("websockets.asyncio.client")
+
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with client.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                assert ws.response.headers.get("Sec-WebSocket-Extensions", "").startswith("permessage-deflate")
+                await ws.send("hello " * 1000)
+                assert await ws.recv() == "hello " * 1000
+                await ws.send(["frag", "mented"])
+                assert await ws.recv() == "fragmented"
+                await asyncio.wait_for(await ws.ping(b"p"), 5)
+            assert ws.close_code == 1000
+
+    run(go())
+
+
+def test_aiohttp_client_echo() -> None:
+    aiohttp = pytest.importorskip("aiohttp")
+
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"http://127.0.0.1:{server.port}/", compress=15) as ws:
+                    await ws.send_str("from aiohttp")
+                    assert (await ws.receive()).data == "from aiohttp"
+                    await ws.send_bytes(b"\x01" * 70000)
+                    assert (await ws.receive()).data == b"\x01" * 70000
+                    await ws.close()
+                assert ws.close_code == 1000
+
+    run(go())
+
+
+def test_request_path_headers_subprotocol_and_ids() -> None:
+    seen: List[Any] = []
+
+    async def handler(ws: Any) -> None:
+        seen.append((ws.path, ws.headers.get("X-Test"), ws.subprotocol, ws.id, ws.remote_address[0]))
+        await ws.send("hi")
+
+    async def go() -> None:
+        async with serve(handler, "127.0.0.1", 0, subprotocols=["v2", "v1"]) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/room/1", subprotocols=["v1"],
+                               extra_headers=[("X-Test", "yes")]) as ws:
+                assert await ws.recv() == "hi"
+                assert ws.subprotocol == "v1"
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()  # the handler returned: closed with 1000
+            assert ws.close_code == 1000
+
+    run(go())
+    assert seen[0][:3] == ("/room/1", "yes", "v1") and seen[0][4] == "127.0.0.1"
+
+
+def test_handler_exception_closes_1011() -> None:
+    async def handler(ws: Any) -> None:
+        raise RuntimeError("boom")
+
+    async def go() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+            assert ws.close_code == 1011
+
+    run(go())
+
+
+def test_tls_wss() -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0, ssl=server_ctx) as server:
+            async with connect(f"wss://localhost:{server.port}/", ssl=client_ctx) as ws:
+                await ws.send("secret")
+                assert await ws.recv() == "secret"
+
+    run(go())
+
+
+# -- handshake refusals ------------------------------------------------------------------
+
+
+def test_client_sees_refusals() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0, origins=["https://ok.example"]) as server:
+            with pytest.raises(HandshakeError) as info:
+                await connect(f"ws://127.0.0.1:{server.port}/", origin="https://evil.example")
+            assert info.value.status == 403
+        with pytest.raises(OSError):
+            await connect(f"ws://127.0.0.1:{server.port}/")
+        with pytest.raises(ValueError):
+            await connect("http://127.0.0.1/")
+
+    run(go())
+
+
+def test_process_request_can_answer_or_refuse() -> None:
+    def process(request: Any) -> Any:
+        if request.path == "/health":
+            return (200, [("Content-Type", "text/plain")], b"ok\n")
+        if request.path == "/private":
+            return (401, [], b"no\n")
+        return None
+
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0, process_request=process) as server:
+            r, w = await asyncio.open_connection("127.0.0.1", server.port)
+            w.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = await r.read()
+            assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\r\n\r\nok\n")
+            with pytest.raises(HandshakeError) as info:
+                await connect(f"ws://127.0.0.1:{server.port}/private")
+            assert info.value.status == 401
+            async with connect(f"ws://127.0.0.1:{server.port}/open") as ws:
+                await ws.send("x")
+                assert await ws.recv() == "x"
+
+    run(go())
+
+
+def test_max_connections_refused_503() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0, max_connections=1) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/"):
+                with pytest.raises(HandshakeError) as info:
+                    await connect(f"ws://127.0.0.1:{server.port}/")
+                assert info.value.status == 503
+
+    run(go())
+
+
+# -- robustness ---------------------------------------------------------------------------
+
+
+def test_slowloris_handshake_times_out() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0, open_timeout=0.3) as server:
+            r, w = await asyncio.open_connection("127.0.0.1", server.port)
+            w.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never finishes
+            t = time.monotonic()
+            assert await asyncio.wait_for(r.read(), 5) == b""
+            assert time.monotonic() - t < 3
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                await ws.send("still serving")
+                assert await ws.recv() == "still serving"
+
+    run(go())
 
 
 def test_malformed_frame_closes_only_that_connection_1002() -> None:
-    async def go(port: int) -> None:
-        async with websockets_client.connect(f"ws://127.0.0.1:{port}/", compression=None) as good:
-            r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.write(
-                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            )
-            head = await r.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 101 ")
-            w.write(b"\x83\x80abcd")  # reserved opcode
-            data = await asyncio.wait_for(r.read(), 5)
-            assert data[0] == 0x88 and data[2:4] == b"\x03\xea"
-            w.close()
-            await good.send("ok")
-            assert await good.recv() == "ok"
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as good:
+                r, w = await raw_open(server.port)
+                w.write(b"\x83\x80abcd")  # reserved opcode
+                data = await asyncio.wait_for(r.read(), 5)
+                assert data[0] == 0x88 and data[2:4] == b"\x03\xea"
+                w.close()
+                await good.send("ok")
+                assert await good.recv() == "ok"
 
-    run(_with_server(go))
+    run(go())
 
 
-def test_bad_handshake_gets_400_with_reason() -> None:
-    async def go(port: int) -> None:
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        w.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Version: 13\r\n\r\n")
-        data = await asyncio.wait_for(r.read(), 5)
-        assert data.startswith(b"HTTP/1.1 400 ")
-        assert b"Sec-WebSocket-Key" in data
-        w.close()
+def test_oversized_message_closes_1009() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0, max_size=1000) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/", compression=None) as ws:
+                await ws.send(b"x" * 1001)
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+            assert ws.close_code == 1009
 
-    run(_with_server(go))
+    run(go())
 
 
-def test_cli_serve_echo() -> None:
+def test_reader_that_stops_is_cut_at_hard_cap_others_unaffected() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0, max_write_buffer=256 * 1024, write_limit=16 * 1024) as server:
+            # A peer that never reads, with a small receive window so that
+            # the kernel does not absorb megabytes for it.
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await loop.sock_connect(sock, ("127.0.0.1", server.port))
+            await loop.sock_sendall(sock, UPGRADE)
+            assert (await loop.sock_recv(sock, 4096)).startswith(b"HTTP/1.1 101 ")
+            async with connect(f"ws://127.0.0.1:{server.port}/") as good:
+                while len(server.connections) < 2:
+                    await asyncio.sleep(0.01)
+                received = 0
+
+                async def drain() -> None:
+                    nonlocal received
+                    async for m in good:
+                        assert m == b"z" * 16384
+                        received += 1
+
+                reader = asyncio.ensure_future(drain())
+                sent = 0
+                while len(server.connections) == 2 and sent < 4000:
+                    broadcast(server.connections, b"z" * 16384)
+                    sent += 1
+                    await asyncio.sleep(0)
+                assert len(server.connections) == 1, "the stalled peer was not cut off"
+                while received < sent:
+                    await asyncio.sleep(0.01)
+                reader.cancel()
+            sock.close()
+
+    run(go())
+
+
+def test_keepalive_closes_silent_peer_but_not_slow_frame() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0, ping_interval=0.2, ping_timeout=0.3) as server:
+            # Silent peer: reads nothing, answers no ping.
+            r1, w1 = await raw_open(server.port)
+            # Slow peer: sends a long frame a byte at a time, never a pong.
+            r2, w2 = await raw_open(server.port)
+            frame = fastframe.encode_frame(2, b"s" * 60, mask=b"abcd")
+            t = time.monotonic()
+            for i in range(len(frame)):
+                w2.write(frame[i : i + 1])
+                await asyncio.sleep(0.02)
+            data = b""
+            while b"s" * 60 not in data:
+                data += await asyncio.wait_for(r2.read(4096), 5)
+            assert time.monotonic() - t > 1.0  # longer than interval + timeout
+            closed = await asyncio.wait_for(r1.read(), 5)
+            assert b"\x89" in closed  # it was pinged, then cut
+            w1.close()
+            w2.close()
+
+    run(go())
+
+
+def test_graceful_shutdown_sends_1001() -> None:
+    async def go() -> None:
+        server = await serve(echo, "127.0.0.1", 0)
+        ws = await connect(f"ws://127.0.0.1:{server.port}/")
+        await server.aclose()
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1001
+        with pytest.raises(OSError):
+            await connect(f"ws://127.0.0.1:{server.port}/")
+
+    run(go())
+
+
+def test_broadcast_reaches_everyone_once_encoded() -> None:
+    async def handler(ws: Any) -> None:
+        await ws.wait_closed()
+
+    async def go() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            clients = [await connect(f"ws://127.0.0.1:{server.port}/", compression=c)
+                       for c in (None, DeflateConfig(), None)]
+            while len(server.connections) < 3:
+                await asyncio.sleep(0.01)
+            server.broadcast("to all")
+            broadcast(server.connections, b"\x00\x01")
+            for c in clients:
+                assert await c.recv() == "to all"
+                assert await c.recv() == b"\x00\x01"
+                await c.close()
+
+    run(go())
+
+
+# -- command line -------------------------------------------------------------------------
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def start_cli(*args: str) -> "tuple[subprocess.Popen[str], int]":
+    port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastframe", "serve", "--mode", "echo", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        [sys.executable, "-m", "fastframe", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
+    assert proc.stdout is not None
+    assert "listening" in proc.stdout.readline()
+    return proc, port
+
+
+def test_cli_echo_and_client_pipe() -> None:
+    proc, port = start_cli("--mode", "echo")
     try:
-        assert proc.stdout is not None
-        assert "listening" in proc.stdout.readline()
-
-        async def go() -> None:
-            async with websockets_client.connect(f"ws://127.0.0.1:{port}/") as ws:
-                await ws.send("cli")
-                assert await ws.recv() == "cli"
-
-        run(go())
+        out = subprocess.run(
+            [sys.executable, "-m", "fastframe", "client", f"ws://127.0.0.1:{port}/"],
+            input="hello\nwörld\n", capture_output=True, text=True, timeout=30, cwd=ROOT,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "hello\nwörld\n"
     finally:
-        proc.terminate()
+        proc.send_signal(2)
         proc.wait(10)
+    assert proc.returncode == 0
+
+
+def test_cli_chat_prefixes_and_serves_page() -> None:
+    proc, port = start_cli("--mode", "chat")
+    try:
+        import urllib.request
+
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+        assert b"new WebSocket" in page and b"<script" in page and b"http" not in page.split(b"<script")[0].lower().replace(b"http-equiv", b"")
+        out = subprocess.run(
+            [sys.executable, "-m", "fastframe", "client", f"ws://127.0.0.1:{port}/ws"],
+            input="hi there\n", capture_output=True, text=True, timeout=30, cwd=ROOT,
+        )
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[0].endswith("joined") and lines[1].endswith(": hi there")
+    finally:
+        proc.send_signal(2)
+        _, err = proc.communicate(timeout=10)
+    assert "open #" in err and "close #" in err  # one INFO line per open and close
+
+
+def test_cli_client_fails_clearly() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "fastframe", "client", f"ws://127.0.0.1:{free_port()}/"],
+        input="", capture_output=True, text=True, timeout=30, cwd=ROOT,
+    )
+    assert out.returncode != 0
+    assert "cannot connect" in out.stderr

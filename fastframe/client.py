@@ -1,0 +1,122 @@
+"""``fastframe.connect``: the client side, with the same WebSocket object.
+
+    async with fastframe.connect("ws://127.0.0.1:8080/ws") as ws:
+        await ws.send("hello")
+        print(await ws.recv())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+import urllib.parse
+from typing import Any, List, Optional, Tuple
+
+from .connection import WebSocket, WebSocketProtocol
+from .deflate import DeflateConfig
+from .handshake import HandshakeError
+from .protocol import Connection, Rejected
+
+__all__ = ["connect", "InvalidURI"]
+
+
+class InvalidURI(ValueError):
+    """The URL is not a ws:// or wss:// URL."""
+
+
+def parse_url(url: str) -> Tuple[bool, str, int, str, str]:
+    """Return (secure, host, port, resource, Host header) for a ws/wss URL."""
+    u = urllib.parse.urlsplit(url)
+    if u.scheme not in ("ws", "wss") or not u.hostname:
+        raise InvalidURI(f"{url!r} is not a ws:// or wss:// URL")
+    secure = u.scheme == "wss"
+    port = u.port or (443 if secure else 80)
+    path = u.path or "/"
+    if u.query:
+        path += "?" + u.query
+    host = u.hostname
+    host_header = f"[{host}]" if ":" in host else host
+    if u.port and u.port != (443 if secure else 80):
+        host_header += f":{u.port}"
+    return secure, host, port, path, host_header
+
+
+class _Connect:
+    def __init__(self, url: str, kw: Any) -> None:
+        self.url = url
+        self.kw = kw
+        self.ws: Optional[WebSocket] = None
+
+    async def _open(self) -> WebSocket:
+        kw = self.kw
+        secure, host, port, path, host_header = parse_url(self.url)
+        ssl = kw["ssl"]
+        if secure and ssl is None:
+            ssl = ssl_module.create_default_context()
+        if not secure:
+            ssl = None
+        loop = asyncio.get_running_loop()
+        conn = Connection(
+            client=True, max_message_size=kw["max_size"], subprotocols=kw["subprotocols"],
+            compression=kw["compression"], extra_headers=kw["extra_headers"],
+        )
+        conn.connect(host_header, path, origin=kw["origin"])
+        proto = WebSocketProtocol(
+            conn, loop=loop, write_limit=kw["write_limit"], max_write_buffer=kw["max_write_buffer"],
+            max_queue=kw["max_queue"], close_timeout=kw["close_timeout"],
+        )
+        await asyncio.wait_for(
+            loop.create_connection(lambda: proto, host, port, ssl=ssl,
+                                   server_hostname=host if ssl is not None else None),
+            kw["open_timeout"],
+        )
+        try:
+            rejected = await asyncio.wait_for(asyncio.shield(proto.opened_future), kw["open_timeout"])
+        except asyncio.TimeoutError:
+            proto.abort()
+            raise HandshakeError(0, "timed out waiting for the handshake response") from None
+        if isinstance(rejected, Rejected):
+            proto.abort()
+            raise HandshakeError(rejected.status, rejected.reason)
+        self.ws = proto.ws
+        return proto.ws
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return self._open().__await__()
+
+    async def __aenter__(self) -> WebSocket:
+        return await self._open()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.ws is not None:
+            await asyncio.wait_for(self.ws.close(), self.kw["close_timeout"] * 2)
+
+
+def connect(
+    url: str,
+    *,
+    max_size: Optional[int] = 1 << 20,
+    subprotocols: Optional[List[str]] = None,
+    compression: Optional[DeflateConfig] = DeflateConfig(),
+    ssl: Optional[ssl_module.SSLContext] = None,
+    origin: Optional[str] = None,
+    extra_headers: Optional[List[Tuple[str, str]]] = None,
+    open_timeout: float = 10.0,
+    close_timeout: float = 10.0,
+    write_limit: int = 64 * 1024,
+    max_write_buffer: Optional[int] = 16 * 1024 * 1024,
+    max_queue: int = 32,
+) -> _Connect:
+    """Open a client connection; ``async with connect(url) as ws`` or ``ws = await connect(url)``.
+
+    Raises:
+        InvalidURI: not a ws:// or wss:// URL.
+        HandshakeError: the server refused or answered wrongly (``status``).
+        OSError: the TCP connection failed.
+        asyncio.TimeoutError: no connection within ``open_timeout``.
+    """
+    return _Connect(url, dict(
+        max_size=max_size, subprotocols=subprotocols, compression=compression, ssl=ssl, origin=origin,
+        extra_headers=extra_headers, open_timeout=open_timeout, close_timeout=close_timeout,
+        write_limit=write_limit, max_write_buffer=max_write_buffer, max_queue=max_queue,
+    ))

@@ -1,0 +1,431 @@
+"""The asyncio connection object handlers use: ``async for message in ws``.
+
+Rules of this module: it moves bytes between an asyncio transport and the
+sans-I/O :class:`~fastframe.protocol.Connection`; everything RFC 6455 is
+decided there.  The read path is an :class:`asyncio.BufferedProtocol` that
+reads into one buffer shared by every connection of a loop (a read is parsed
+before the next one starts, and the parser copies what it keeps), so an idle
+connection holds no read buffer at all.  Writes produced while handling one
+read, and by handlers during one loop iteration, leave in one ``writelines``
+call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from typing import Any, Callable, Deque, List, Optional, Tuple, Union
+
+from .exceptions import FastFrameError, LocalProtocolError
+from .handshake import Headers, Request
+from .protocol import Closed, Connection, Message, Opened, Ping, Pong, Rejected, State
+
+__all__ = ["ConnectionClosed", "WebSocket", "WebSocketProtocol", "READ_SIZE"]
+
+log = logging.getLogger("fastframe")
+
+#: Size of the shared read buffer: the most one read hands to the parser.
+READ_SIZE = 64 * 1024
+
+_ids = itertools.count(1)
+_shared_buffers: "dict[int, bytearray]" = {}
+
+
+class ConnectionClosed(FastFrameError):
+    """The connection is closed; ``code`` and ``reason`` say how."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"connection closed: {code} {reason}".strip())
+        self.code = code
+        self.reason = reason
+
+
+Data = Union[str, bytes]
+
+
+class WebSocket:
+    """One open WebSocket, server or client side.
+
+    Iterate it for messages (``str`` for text, ``bytes`` for binary); the
+    iteration ends when the connection closes.  ``send`` queues a message and
+    returns at once unless the transport's buffer is over the high-water mark,
+    in which case it waits for it to drain.
+    """
+
+    def __init__(self, proto: "WebSocketProtocol") -> None:
+        self._proto = proto
+        self.id = next(_ids)
+        self._messages: Deque[Data] = deque()
+        self._waiter: Optional[asyncio.Future[None]] = None
+        self._pong_waiters: List[Tuple[bytes, asyncio.Future[float]]] = []
+
+    # -- facts ------------------------------------------------------------------
+
+    @property
+    def remote_address(self) -> Any:
+        return self._proto.peer
+
+    @property
+    def request(self) -> Optional[Request]:
+        """The opening handshake request (path and headers)."""
+        return self._proto.conn.request
+
+    @property
+    def path(self) -> str:
+        r = self._proto.conn.request
+        return r.path if r is not None else ""
+
+    @property
+    def headers(self) -> Headers:
+        r = self._proto.conn.request
+        return r.headers if r is not None else Headers()
+
+    @property
+    def subprotocol(self) -> Optional[str]:
+        return self._proto.conn.subprotocol
+
+    @property
+    def state(self) -> State:
+        return self._proto.conn.state
+
+    @property
+    def close_code(self) -> Optional[int]:
+        return self._proto.conn.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self._proto.conn.close_reason
+
+    @property
+    def open(self) -> bool:
+        return self._proto.conn.state is State.OPEN
+
+    def __repr__(self) -> str:
+        return f"<WebSocket #{self.id} {self.remote_address} {self.state.name}>"
+
+    # -- receiving ------------------------------------------------------------------
+
+    def __aiter__(self) -> "WebSocket":
+        return self
+
+    async def __anext__(self) -> Data:
+        try:
+            return await self.recv()
+        except ConnectionClosed:
+            raise StopAsyncIteration from None
+
+    async def recv(self) -> Data:
+        """The next message.
+
+        Raises:
+            ConnectionClosed: the connection closed before one arrived.
+        """
+        while True:
+            if self._messages:
+                msg = self._messages.popleft()
+                proto = self._proto
+                if proto.paused_reading and len(self._messages) < proto.max_queue // 2:
+                    proto.resume_reading()
+                return msg
+            if self._proto.finished:
+                conn = self._proto.conn
+                raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
+            self._waiter = self._proto.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def _deliver(self, data: Data) -> None:
+        self._messages.append(data)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        for _, fut in self._pong_waiters:
+            if not fut.done():
+                fut.set_exception(ConnectionClosed(self._proto.conn.close_code or 1006, ""))
+        self._pong_waiters.clear()
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(self, message: Data, *, compress: Optional[bool] = None) -> None:
+        """Send a message: text for ``str``, binary for bytes-like.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        proto = self._proto
+        conn = proto.conn
+        if conn.state is not State.OPEN:
+            raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
+        conn.send(message, compress)
+        proto.schedule_flush()
+        if proto.paused_writing:
+            await proto.drain()
+
+    def send_nowait(self, message: Data, *, compress: Optional[bool] = None) -> None:
+        """Queue a message without waiting for the buffer to drain."""
+        conn = self._proto.conn
+        if conn.state is not State.OPEN:
+            raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
+        conn.send(message, compress)
+        self._proto.schedule_flush()
+
+    async def ping(self, payload: bytes = b"") -> "asyncio.Future[float]":
+        """Send a ping; the returned future resolves with the round-trip time
+        when its pong arrives."""
+        proto = self._proto
+        conn = proto.conn
+        if conn.state is not State.OPEN:
+            raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
+        if not payload:
+            payload = proto.loop.time().hex().encode()[:32]
+        fut: asyncio.Future[float] = proto.loop.create_future()
+        self._pong_waiters.append((payload, fut))
+        fut._ff_sent = proto.loop.time()  # type: ignore[attr-defined]
+        conn.send_ping(payload)
+        proto.schedule_flush()
+        return fut
+
+    def _pong(self, payload: bytes) -> None:
+        for i, (p, fut) in enumerate(self._pong_waiters):
+            if p == payload:
+                del self._pong_waiters[i]
+                if not fut.done():
+                    fut.set_result(self._proto.loop.time() - fut._ff_sent)  # type: ignore[attr-defined]
+                return
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake and wait (up to the close timeout) for it."""
+        self._proto.close(code, reason)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._proto.closed_future)
+
+
+class WebSocketProtocol(asyncio.BufferedProtocol):
+    """Transport glue for one connection (server or client side)."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        on_open: Optional[Callable[["WebSocketProtocol"], None]] = None,
+        on_finish: Optional[Callable[["WebSocketProtocol"], None]] = None,
+        write_limit: int = 64 * 1024,
+        max_write_buffer: Optional[int] = 16 * 1024 * 1024,
+        max_queue: int = 32,
+        close_timeout: float = 10.0,
+    ) -> None:
+        self.conn = conn
+        self.loop = loop
+        self.ws = WebSocket(self)
+        self.transport: Optional[asyncio.Transport] = None
+        self.peer: Any = None
+        self._on_open = on_open
+        self._on_finish = on_finish
+        self.write_limit = write_limit
+        self.max_write_buffer = max_write_buffer
+        self.max_queue = max_queue
+        self.close_timeout = close_timeout
+        self.flush_scheduled = False
+        self.paused_writing = False
+        self.paused_reading = False
+        self._drain_waiters: List[asyncio.Future[None]] = []
+        self.finished = False
+        self.closed_future: asyncio.Future[None] = loop.create_future()
+        self.opened_future: asyncio.Future[Optional[Rejected]] = loop.create_future()
+        self.last_recv = loop.time()
+        self.created = self.last_recv
+        self.close_started = 0.0
+        self.ping_sent = 0.0
+        self.ping_payload: Optional[bytes] = None
+        buf = _shared_buffers.get(id(loop))
+        if buf is None:
+            buf = _shared_buffers[id(loop)] = bytearray(READ_SIZE)
+        self._buffer = memoryview(buf)
+
+    # -- transport callbacks ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        transport.set_write_buffer_limits(high=self.write_limit)  # type: ignore[attr-defined]
+        if self.conn.client:
+            self.flush()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.last_recv = self.loop.time()
+        self.data_received(self._buffer[:nbytes])
+
+    def data_received(self, data: Any) -> None:
+        try:
+            events = self.conn.receive_data(data)
+        except Exception:  # pragma: no cover - a bug in fastframe, not the peer
+            log.exception("internal error on connection from %s", self.peer)
+            self.abort()
+            return
+        if events:
+            self._handle(events)
+        self.flush()
+
+    def _handle(self, events: List[Any]) -> None:
+        ws = self.ws
+        for ev in events:
+            t = type(ev)
+            if t is Message:
+                ws._deliver(ev.data)
+            elif t is Ping:
+                pass  # the pong is already queued by the Connection
+            elif t is Pong:
+                if self.ping_payload is not None and ev.payload == self.ping_payload:
+                    self.ping_payload = None
+                ws._pong(ev.payload)
+            elif t is Opened:
+                self.last_recv = self.loop.time()
+                if not self.opened_future.done():
+                    self.opened_future.set_result(None)
+                if self._on_open is not None:
+                    self._on_open(self)
+            elif t is Closed:
+                if ev.error is not None:
+                    log.info("%s failed the connection: %s (close %d)", self.peer, ev.error, ev.code)
+                self._finish_soon()
+            elif t is Rejected:
+                if not self.opened_future.done():
+                    self.opened_future.set_result(ev)
+                if ev.status >= 400:
+                    log.info("%s: HTTP %d instead of an upgrade: %s", self.peer, ev.status,
+                             ev.reason.splitlines()[0] if ev.reason else "")
+                else:
+                    log.info("%s: HTTP %d", self.peer, ev.status)
+                self._finish_soon()
+        if self.max_queue and len(ws._messages) >= self.max_queue and not self.paused_reading:
+            # The handler is not keeping up: stop reading until it catches up
+            # (back-pressure to the peer through TCP, as websockets does).
+            self.pause_reading()
+
+    def _finish_soon(self) -> None:
+        # §7.1.1: after the close handshake the server closes TCP first; the
+        # client waits a little for it.
+        self.flush()
+        if self.transport is not None:
+            if self.conn.client:
+                self.loop.call_later(self.close_timeout / 10, self._close_transport)
+            else:
+                self.transport.close()
+
+    def _close_transport(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def eof_received(self) -> Optional[bool]:
+        self._handle(self.conn.receive_eof())
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self.conn.state is not State.CLOSED:
+            self.conn.receive_eof()
+        self.finished = True
+        self.ws._wake()
+        for w in self._drain_waiters:
+            if not w.done():
+                w.set_result(None)
+        self._drain_waiters.clear()
+        if not self.opened_future.done():
+            self.opened_future.set_result(Rejected(0, "connection lost during the handshake"))
+        if not self.closed_future.done():
+            self.closed_future.set_result(None)
+        if self._on_finish is not None:
+            self._on_finish(self)
+
+    # -- flow control ------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        for w in self._drain_waiters:
+            if not w.done():
+                w.set_result(None)
+        self._drain_waiters.clear()
+
+    async def drain(self) -> None:
+        if self.paused_writing and not self.finished:
+            w = self.loop.create_future()
+            self._drain_waiters.append(w)
+            await w
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.paused_reading:
+            self.paused_reading = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self.paused_reading:
+            self.paused_reading = False
+            self.transport.resume_reading()
+
+    # -- writing ------------------------------------------------------------------------
+
+    def schedule_flush(self) -> None:
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        out = self.conn.data_to_send()
+        if not out or self.transport is None or self.transport.is_closing():
+            return
+        if len(out) == 1:
+            self.transport.write(out[0])
+        else:
+            self.transport.writelines(out)
+        cap = self.max_write_buffer
+        if cap is not None and self.transport.get_write_buffer_size() > cap:
+            # A peer that stops reading is cut off here: it cannot read a
+            # close frame either, so the transport is aborted (1006 for it).
+            log.warning("%s: write buffer over %d bytes, closing the connection", self.peer, cap)
+            self.abort()
+
+    def write_raw(self, data: bytes) -> None:
+        """Write pre-encoded frame bytes (broadcast) after what is queued."""
+        self.flush()
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.write(data)
+            cap = self.max_write_buffer
+            if cap is not None and t.get_write_buffer_size() > cap:
+                log.warning("%s: write buffer over %d bytes, closing the connection", self.peer, cap)
+                self.abort()
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        conn = self.conn
+        if conn.state is State.OPEN:
+            conn.send_close(code, reason)
+            self.close_started = self.loop.time()
+            self.flush()
+        elif conn.state is State.CONNECTING and not conn.client:
+            conn.reject(503, "server shutting down")
+            self.flush()
+            self._close_transport()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
