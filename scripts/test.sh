@@ -16,6 +16,23 @@ if [[ -z "${VIRTUAL_ENV:-}" ]]; then
     source .venv/bin/activate
 fi
 
+# System tools the interop tests drive: curl, Debian's Chromium, Node + npm.
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if (( ${#missing[@]} )); then
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    echo "installing ${missing[*]} with apt-get"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Node peers: the ws library and playwright-core (it drives /usr/bin/chromium;
+# it never downloads a browser of its own).
+(cd tests/js && npm install --no-audit --no-fund --silent)
+
 python -m pip install -q --upgrade pip
 # The build must produce the compiled core here: a silent pure fallback would
 # turn every "c" test case into a failure anyway, this makes it fail early.
