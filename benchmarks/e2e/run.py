@@ -1,0 +1,222 @@
+"""End-to-end echo benchmark: the same load client against every server.
+
+    python -m benchmarks.e2e.run [--quick] [--seconds S] [--repeats N] [--json FILE]
+                                 [--servers fastframe-c,picows,...] [--scenarios ...]
+
+The load client (loadclient.c, built with cc on first use) keeps IN_FLIGHT
+messages outstanding on each connection and checks every reply byte for
+byte.  Servers run one at a time, interleaved across repeats (A B C A B C);
+each figure is the median over repeats.  One-connection scenarios pin client
+and server to the same core (on these 2-core machines, cross-core wake-ups
+cap every server near 10 k round trips/s); multi-connection ones give each a
+core.  CPU pressure (/proc/pressure/cpu) is recorded around every run, and a
+run where it was high is marked noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.path.join(HERE, ".build")
+CLIENT = os.path.join(BUILD, "loadclient")
+
+#: (connections, in flight per connection, message size)
+SCENARIOS: Dict[str, Tuple[int, int, int]] = {
+    "1x1 64B": (1, 1, 64),
+    "1x1 4KiB": (1, 1, 4096),
+    "50x1 64B": (50, 1, 64),
+    "50x8 64B": (50, 8, 64),
+    "50x8 4KiB": (50, 8, 4096),
+}
+SERVERS = ["fastframe-c", "fastframe-py", "picows", "aiohttp", "websockets", "node-ws"]
+
+
+def build_client() -> str:
+    src = os.path.join(HERE, "loadclient.c")
+    if not os.path.exists(CLIENT) or os.path.getmtime(CLIENT) < os.path.getmtime(src):
+        os.makedirs(BUILD, exist_ok=True)
+        cc = os.environ.get("CC", "cc")
+        subprocess.run([cc, "-O2", "-o", CLIENT, src], check=True)
+    return CLIENT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pressure() -> float:
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return float(f.readline().split()[1].split("=")[1])  # some avg10
+    except (OSError, IndexError, ValueError):
+        return -1.0
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def available(server: str) -> Optional[str]:
+    """None if the server can run here, else why not."""
+    import importlib.util
+
+    if server == "node-ws":
+        if not shutil.which("node") or not os.path.isdir(os.path.join(ROOT, "tests", "js", "node_modules", "ws")):
+            return "node or tests/js/node_modules/ws missing (npm install in tests/js)"
+        return None
+    mod = {"fastframe-c": "fastframe._codec_c", "fastframe-py": "fastframe", "picows": "picows",
+           "aiohttp": "aiohttp", "websockets": "websockets"}[server]
+    if importlib.util.find_spec("uvloop") is None:
+        return "uvloop not installed"
+    try:
+        if importlib.util.find_spec(mod) is None:
+            return f"{mod} not installed"
+    except ModuleNotFoundError:
+        return f"{mod} not installed"
+    return None
+
+
+def start_server(server: str, port: int, cpu: Optional[int]) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.pop("FASTFRAME_NO_EXTENSIONS", None)
+    if server == "node-ws":
+        cmd = ["node", "-e", (
+            "const W=require('ws');const s=new W.Server({host:'127.0.0.1',port:%d,perMessageDeflate:false});"
+            "s.on('listening',()=>console.log('listening'));"
+            "s.on('connection',ws=>ws.on('message',(d,b)=>ws.send(d,{binary:b})));" % port)]
+        env["NODE_PATH"] = os.path.join(ROOT, "tests", "js", "node_modules")
+    else:
+        lib = server.split("-")[0]
+        if server == "fastframe-py":
+            env["FASTFRAME_NO_EXTENSIONS"] = "1"
+        cmd = [sys.executable, "-m", "benchmarks.e2e.servers", lib, str(port)]
+    if cpu is not None and shutil.which("taskset"):
+        cmd = ["taskset", "-c", str(cpu)] + cmd
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "listening" not in line:
+        proc.kill()
+        raise RuntimeError(f"{server} did not start: {proc.stderr.read() if proc.stderr else ''}")
+    return proc
+
+
+def run_client(port: int, conns: int, inflight: int, size: int, seconds: float, warmup: float,
+               cpu: Optional[int]) -> Dict[str, Any]:
+    cmd = [CLIENT, "127.0.0.1", str(port), str(conns), str(inflight), str(size), str(seconds), str(warmup)]
+    if cpu is not None and shutil.which("taskset"):
+        cmd = ["taskset", "-c", str(cpu)] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"load client failed ({out.returncode}): {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+@dataclass
+class Result:
+    samples: List[Dict[str, Any]] = field(default_factory=list)
+
+    def median(self, key: str) -> float:
+        return statistics.median(s[key] for s in self.samples)
+
+
+def measure(server: str, scenario: str, seconds: float) -> Dict[str, Any]:
+    conns, inflight, size = SCENARIOS[scenario]
+    same_core = conns == 1
+    server_cpu, client_cpu = (0, 0) if same_core else (0, 1)
+    port = free_port()
+    proc = start_server(server, port, server_cpu)
+    try:
+        run_client(port, conns, inflight, size, 0.5, 0.2, client_cpu)  # warm up the server
+        p0 = pressure()
+        c0 = cpu_seconds(proc.pid)
+        t0 = time.monotonic()
+        r = run_client(port, conns, inflight, size, seconds, 0.0, client_cpu)
+        wall = time.monotonic() - t0
+        c1 = cpu_seconds(proc.pid)
+        r["server_cpu_pct"] = 100 * (c1 - c0) / wall
+        r["server_cpu_us_per_msg"] = 1e6 * (c1 - c0) / max(1, r["messages"])
+        r["client_cpu_pct"] = 100 * r["client_cpu_s"] / r["seconds"]
+        r["pressure"] = max(p0, pressure())
+        return r
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1 s runs, 1 repeat")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--servers", default=",".join(SERVERS))
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--json", metavar="FILE")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seconds, args.repeats = 1.0, 1
+    build_client()
+    servers = []
+    for s in args.servers.split(","):
+        why = available(s)
+        if why:
+            print(f"# skipping {s}: {why}")
+        else:
+            servers.append(s)
+    scenarios = args.scenarios.split(",")
+    results: Dict[str, Dict[str, Result]] = {sc: {s: Result() for s in servers} for sc in scenarios}
+    for sc in scenarios:
+        for rep in range(args.repeats):
+            order = servers[rep % len(servers):] + servers[: rep % len(servers)]
+            for s in order:
+                sys.stderr.write(f"\r\033[K{sc}: {s} (repeat {rep + 1}/{args.repeats})")
+                sys.stderr.flush()
+                results[sc][s].samples.append(measure(s, sc, args.seconds))
+    sys.stderr.write("\r\033[K")
+    print(f"# {args.seconds:g} s per run, median of {args.repeats} interleaved repeats; "
+          "ratios against picows from the same run")
+    out: Dict[str, Any] = {"seconds": args.seconds, "repeats": args.repeats, "scenarios": {}}
+    for sc in scenarios:
+        print(f"\n{sc} (connections x in flight, size)")
+        print(f"  {'server':13s} {'msgs/s':>10s} {'vs picows':>9s} {'p50 us':>8s} {'p99 us':>8s} "
+              f"{'srv CPU%':>8s} {'srv us/msg':>10s} {'cli CPU%':>8s}  noisy")
+        ref = results[sc].get("picows")
+        ref_rate = ref.median("msgs_per_s") if ref and ref.samples else None
+        out["scenarios"][sc] = {}
+        for s in sorted(servers, key=lambda s: -results[sc][s].median("msgs_per_s")):
+            r = results[sc][s]
+            rate = r.median("msgs_per_s")
+            noisy = max(x["pressure"] for x in r.samples) > 20
+            ratio = f"{rate / ref_rate:8.2f}x" if ref_rate else "      n/a"
+            print(f"  {s:13s} {rate:10,.0f} {ratio:>9s} {r.median('p50_us'):8.1f} {r.median('p99_us'):8.1f} "
+                  f"{r.median('server_cpu_pct'):8.0f} {r.median('server_cpu_us_per_msg'):10.2f} "
+                  f"{r.median('client_cpu_pct'):8.0f}  {'yes' if noisy else ''}")
+            out["scenarios"][sc][s] = {"samples": r.samples, "msgs_per_s": rate}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Echo servers for the end-to-end benchmark, one per library, all on uvloop.
+
+    python -m benchmarks.e2e.servers LIBRARY PORT
+
+LIBRARY: fastframe (compiled or pure, by FASTFRAME_NO_EXTENSIONS), picows,
+aiohttp, websockets.  Each echoes every message unchanged, with compression
+off, and prints "listening" once it accepts connections.  Node's ws server is
+tests/js/ws_server.js.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+
+async def fastframe_server(port: int) -> None:
+    import fastframe
+
+    async def echo(ws):  # type: ignore[no-untyped-def]
+        async for message in ws:
+            await ws.send(message)
+
+    async with fastframe.serve(echo, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None):
+        print("listening", flush=True)
+        await asyncio.Event().wait()
+
+
+async def picows_server(port: int) -> None:
+    import picows
+
+    class Echo(picows.WSListener):  # type: ignore[misc]
+        def on_ws_frame(self, transport, frame):  # type: ignore[no-untyped-def]
+            if frame.msg_type == picows.WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+            elif frame.msg_type in (picows.WSMsgType.BINARY, picows.WSMsgType.TEXT):
+                transport.send(frame.msg_type, frame.get_payload_as_memoryview())
+
+    server = await picows.ws_create_server(lambda request: Echo(), "127.0.0.1", port)
+    print("listening", flush=True)
+    await server.serve_forever()
+
+
+async def aiohttp_server(port: int) -> None:
+    from aiohttp import WSMsgType, web
+
+    async def handler(request):  # type: ignore[no-untyped-def]
+        ws = web.WebSocketResponse(compress=False, max_msg_size=0)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await ws.send_bytes(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                await ws.send_str(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("listening", flush=True)
+    await asyncio.Event().wait()
+
+
+async def websockets_server(port: int) -> None:
+    from websockets.asyncio.server import serve
+
+    async def echo(ws):  # type: ignore[no-untyped-def]
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(echo, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None):
+        print("listening", flush=True)
+        await asyncio.Event().wait()
+
+
+SERVERS = {
+    "fastframe": fastframe_server,
+    "picows": picows_server,
+    "aiohttp": aiohttp_server,
+    "websockets": websockets_server,
+}
+
+
+def main() -> None:
+    lib, port = sys.argv[1], int(sys.argv[2])
+    import uvloop
+
+    uvloop.run(SERVERS[lib](port))
+
+
+if __name__ == "__main__":
+    main()
