@@ -22,7 +22,7 @@ from .exceptions import FastFrameError, LocalProtocolError
 from .handshake import Headers, Request
 from .protocol import Closed, Connection, Message, Opened, Ping, Pong, Rejected, State
 
-__all__ = ["ConnectionClosed", "WebSocket", "WebSocketProtocol", "READ_SIZE"]
+__all__ = ["ConnectionClosed", "Listener", "WebSocket", "WebSocketProtocol", "READ_SIZE"]
 
 log = logging.getLogger("fastframe")
 
@@ -43,6 +43,26 @@ class ConnectionClosed(FastFrameError):
 
 
 Data = Union[str, bytes]
+
+
+class Listener:
+    """Callback-style handler, for the lowest overhead per message.
+
+    Subclass it and pass the class to ``serve``: one instance per connection.
+    ``on_message`` runs synchronously inside the read callback, with no task
+    switch; what it sends with ``ws.send_nowait`` leaves in one write at the
+    end of that read.  Like picows's ``WSListener``; use it when a coroutine
+    per connection costs more than the work per message.
+    """
+
+    def on_open(self, ws: "WebSocket") -> None:
+        """The connection is open."""
+
+    def on_message(self, ws: "WebSocket", message: "Data") -> None:
+        """A message arrived: ``str`` for text, ``bytes`` for binary."""
+
+    def on_close(self, ws: "WebSocket", code: int, reason: str) -> None:
+        """The connection is closed (1006 when it ended without a close frame)."""
 
 
 class WebSocket:
@@ -166,7 +186,7 @@ class WebSocket:
         if conn.state is not State.OPEN:
             raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
         conn.send(message, compress)
-        proto.schedule_flush()
+        proto.after_send(self._messages)
         if proto.paused_writing:
             await proto.drain()
 
@@ -176,7 +196,7 @@ class WebSocket:
         if conn.state is not State.OPEN:
             raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
         conn.send(message, compress)
-        self._proto.schedule_flush()
+        self._proto.after_send(self._messages)
 
     async def ping(self, payload: bytes = b"") -> "asyncio.Future[float]":
         """Send a ping; the returned future resolves with the round-trip time
@@ -229,6 +249,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.conn = conn
         self.loop = loop
         self.ws = WebSocket(self)
+        self.listener: Optional[Listener] = None
         self.transport: Optional[asyncio.Transport] = None
         self.peer: Any = None
         self._on_open = on_open
@@ -238,6 +259,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.max_queue = max_queue
         self.close_timeout = close_timeout
         self.flush_scheduled = False
+        self.in_read = False
         self.paused_writing = False
         self.paused_reading = False
         self._drain_waiters: List[asyncio.Future[None]] = []
@@ -278,15 +300,27 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             self.abort()
             return
         if events:
-            self._handle(events)
+            self.in_read = True
+            try:
+                self._handle(events)
+            finally:
+                self.in_read = False
         self.flush()
 
     def _handle(self, events: List[Any]) -> None:
         ws = self.ws
+        listener = self.listener
         for ev in events:
             t = type(ev)
             if t is Message:
-                ws._deliver(ev.data)
+                if listener is None:
+                    ws._deliver(ev.data)
+                else:
+                    try:
+                        listener.on_message(ws, ev.data)
+                    except Exception:
+                        log.exception("listener error on #%d %s", ws.id, self.peer)
+                        self.close(1011, "internal error")
             elif t is Ping:
                 pass  # the pong is already queued by the Connection
             elif t is Pong:
@@ -348,6 +382,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             self.opened_future.set_result(Rejected(0, "connection lost during the handshake"))
         if not self.closed_future.done():
             self.closed_future.set_result(None)
+        if self.listener is not None and self.opened_future.done() and self.opened_future.result() is None:
+            try:
+                self.listener.on_close(self.ws, self.conn.close_code or 1006, self.conn.close_reason)
+            except Exception:
+                log.exception("listener error in on_close on #%d %s", self.ws.id, self.peer)
         if self._on_finish is not None:
             self._on_finish(self)
 
@@ -380,6 +419,22 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             self.transport.resume_reading()
 
     # -- writing ------------------------------------------------------------------------
+
+    def after_send(self, queued: Deque[Data]) -> None:
+        """Decide when a message a handler just sent leaves.
+
+        While the handler still has received messages queued it will likely
+        answer them in the same task step, so the write waits for the end of
+        the loop iteration (one write for the batch).  When its queue is
+        empty the batch is over: write now, without the extra loop
+        iteration a deferred flush costs in latency.
+        """
+        if self.in_read or self.flush_scheduled:
+            return  # data_received, or the scheduled flush, writes it
+        if queued:
+            self.schedule_flush()
+        else:
+            self.flush()
 
     def schedule_flush(self) -> None:
         if not self.flush_scheduled:

@@ -129,11 +129,25 @@ class Rejected(Event):
     reason: str
 
 
-@dataclass(frozen=True)
 class Message(Event):
-    """A complete message: ``str`` for text, ``bytes`` for binary."""
+    """A complete message: ``str`` for text, ``bytes`` for binary.
 
-    data: Union[str, bytes]
+    A plain class rather than a frozen dataclass: one is made per message,
+    and a frozen dataclass's ``__init__`` costs several times more.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Union[str, bytes]) -> None:
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Message and other.data == self.data  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Message({self.data!r})"
 
 
 @dataclass(frozen=True)
@@ -404,7 +418,7 @@ class Connection:
         events.append(Closed(code, str(exc), exc))
 
     def _on_frame(self, frame: object, events: List[Event]) -> None:
-        op = int(frame.opcode)  # type: ignore[attr-defined]
+        op = frame.opcode  # type: ignore[attr-defined]  # an IntEnum: compares as int
         payload: bytes = frame.payload  # type: ignore[attr-defined]
         fin: bool = frame.fin  # type: ignore[attr-defined]
         try:

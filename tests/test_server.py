@@ -406,3 +406,37 @@ def test_cli_client_fails_clearly() -> None:
     )
     assert out.returncode != 0
     assert "cannot connect" in out.stderr
+
+
+def test_listener_callback_api() -> None:
+    events: List[Any] = []
+
+    class Echo(fastframe.Listener):
+        def on_open(self, ws: Any) -> None:
+            events.append(("open", ws.path))
+
+        def on_message(self, ws: Any, message: Any) -> None:
+            if message == "boom":
+                raise ValueError("boom")
+            ws.send_nowait(message)
+            ws.send_nowait(message)  # both leave in one write at the end of the read
+
+        def on_close(self, ws: Any, code: int, reason: str) -> None:
+            events.append(("close", code))
+
+    async def go() -> None:
+        async with serve(Echo, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/cb") as ws:
+                await ws.send(b"\x01\x02")
+                assert await ws.recv() == b"\x01\x02"
+                assert await ws.recv() == b"\x01\x02"
+            async with connect(f"ws://127.0.0.1:{server.port}/cb") as ws2:
+                await ws2.send("boom")
+                with pytest.raises(ConnectionClosed):
+                    await ws2.recv()
+            assert ws2.close_code == 1011
+            while len(events) < 4:
+                await asyncio.sleep(0.01)
+
+    run(go())
+    assert events[0] == ("open", "/cb") and ("close", 1000) in events and ("close", 1011) in events

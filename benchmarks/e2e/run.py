@@ -40,7 +40,8 @@ SCENARIOS: Dict[str, Tuple[int, int, int]] = {
     "50x8 64B": (50, 8, 64),
     "50x8 4KiB": (50, 8, 4096),
 }
-SERVERS = ["fastframe-c", "fastframe-py", "picows", "aiohttp", "websockets", "node-ws"]
+SERVERS = ["fastframe-c", "fastframe-c-listener", "fastframe-py", "fastframe-py-listener",
+           "picows", "aiohttp", "websockets", "node-ws"]
 
 
 def build_client() -> str:
@@ -81,8 +82,10 @@ def available(server: str) -> Optional[str]:
         if not shutil.which("node") or not os.path.isdir(os.path.join(ROOT, "tests", "js", "node_modules", "ws")):
             return "node or tests/js/node_modules/ws missing (npm install in tests/js)"
         return None
-    mod = {"fastframe-c": "fastframe._codec_c", "fastframe-py": "fastframe", "picows": "picows",
-           "aiohttp": "aiohttp", "websockets": "websockets"}[server]
+    mod = {"fastframe": "fastframe", "picows": "picows", "aiohttp": "aiohttp",
+           "websockets": "websockets"}[server.split("-")[0]]
+    if server.startswith("fastframe-c"):
+        mod = "fastframe._codec_c"
     if importlib.util.find_spec("uvloop") is None:
         return "uvloop not installed"
     try:
@@ -104,7 +107,9 @@ def start_server(server: str, port: int, cpu: Optional[int]) -> subprocess.Popen
         env["NODE_PATH"] = os.path.join(ROOT, "tests", "js", "node_modules")
     else:
         lib = server.split("-")[0]
-        if server == "fastframe-py":
+        if server.endswith("-listener"):
+            lib = "fastframe_listener"
+        if server.startswith("fastframe-py"):
             env["FASTFRAME_NO_EXTENSIONS"] = "1"
         cmd = [sys.executable, "-m", "benchmarks.e2e.servers", lib, str(port)]
     if cpu is not None and shutil.which("taskset"):

@@ -2,7 +2,8 @@
 
     python -m benchmarks.e2e.servers LIBRARY PORT
 
-LIBRARY: fastframe (compiled or pure, by FASTFRAME_NO_EXTENSIONS), picows,
+LIBRARY: fastframe (the coroutine handler API), fastframe_listener (the
+callback API), both compiled or pure by FASTFRAME_NO_EXTENSIONS; picows,
 aiohttp, websockets.  Each echoes every message unchanged, with compression
 off, and prints "listening" once it accepts connections.  Node's ws server is
 tests/js/ws_server.js.
@@ -22,6 +23,18 @@ async def fastframe_server(port: int) -> None:
             await ws.send(message)
 
     async with fastframe.serve(echo, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None):
+        print("listening", flush=True)
+        await asyncio.Event().wait()
+
+
+async def fastframe_listener_server(port: int) -> None:
+    import fastframe
+
+    class Echo(fastframe.Listener):
+        def on_message(self, ws, message):  # type: ignore[no-untyped-def]
+            ws.send_nowait(message)
+
+    async with fastframe.serve(Echo, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None):
         print("listening", flush=True)
         await asyncio.Event().wait()
 
@@ -78,6 +91,7 @@ async def websockets_server(port: int) -> None:
 
 SERVERS = {
     "fastframe": fastframe_server,
+    "fastframe_listener": fastframe_listener_server,
     "picows": picows_server,
     "aiohttp": aiohttp_server,
     "websockets": websockets_server,
