@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Autobahn|Testsuite against fastframe's echo server (server mode).
 #
-#   bash compliance/autobahn.sh [fast|full] [c|py|both]     (default: fast both)
+#   bash compliance/autobahn.sh [fast|full] [c|py|both] [server|client]
+#                                     (default: fast both server)
 #
 # fast = every case except 9.* (large messages), 12.* and 13.* (compression).
+# server: wstest -m fuzzingclient against `python -m fastframe serve --mode echo`;
+# client: compliance/client.py against wstest -m fuzzingserver.
 # Installs autobahntestsuite 25.10.1 into a Python 2.7 virtualenv under
 # .autobahn/ (pyenv's 2.7 interpreter, virtualenv<20.22), starts
 # `python -m fastframe serve --mode echo` on an ephemeral port for each
 # implementation, runs `wstest -m fuzzingclient`, prints a summary per case
 # group and exits non-zero if any case is FAILED or UNIMPLEMENTED.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "${FASTFRAME_ROOT:-$(dirname "$0")/..}"
 ROOT=$PWD
 MODE=${1:-fast}
 IMPLS=${2:-both}
+SIDE=${3:-server}
 [[ $IMPLS == both ]] && IMPLS="c py"
 PY=${PYTHON:-python}
 AB=$ROOT/.autobahn
@@ -42,6 +46,36 @@ if [[ ! -x $AB/venv27/bin/wstest ]]; then
     "$AB/venv27/bin/pip" install -q --no-deps autobahntestsuite==25.10.1 2>&1 | grep -v "DEPRECATION\|WARNING" || true
 fi
 
+exclude='[]'
+[[ $MODE == fast ]] && exclude='["9.*", "12.*", "13.*"]'
+
+if [[ $SIDE == client ]]; then
+    status=0
+    for impl in $IMPLS; do
+        port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        out=$AB/reports/client-$impl
+        rm -rf "$out"; mkdir -p "$out"
+        cat > "$AB/spec-client-$impl.json" <<JSON
+{"url": "ws://127.0.0.1:$port", "outdir": "$out", "cases": ["*"], "exclude-cases": $exclude,
+ "exclude-agent-cases": {}}
+JSON
+        (cd "$AB" && "$AB/venv27/bin/wstest" -m fuzzingserver -s "$AB/spec-client-$impl.json" \
+            > "$AB/wstest-client-$impl.log" 2>&1) &
+        wst=$!
+        for _ in $(seq 100); do
+            (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+            sleep 0.1
+        done
+        if [[ $impl == py ]]; then export FASTFRAME_NO_EXTENSIONS=1; else unset FASTFRAME_NO_EXTENSIONS; fi
+        "$PY" "$ROOT/compliance/client.py" "ws://127.0.0.1:$port" "fastframe-$impl" || status=1
+        unset FASTFRAME_NO_EXTENSIONS
+        kill $wst 2>/dev/null || true
+        wait $wst 2>/dev/null || true
+        "$PY" "$ROOT/compliance/summary.py" "$out/index.json" "fastframe-$impl" || status=1
+    done
+    exit $status
+fi
+
 status=0
 for impl in $IMPLS; do
     port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -55,8 +89,6 @@ for impl in $IMPLS; do
     done
     out=$AB/reports/$impl
     rm -rf "$out"; mkdir -p "$out"
-    exclude='[]'
-    [[ $MODE == fast ]] && exclude='["9.*", "12.*", "13.*"]'
     cat > "$AB/spec-$impl.json" <<JSON
 {"outdir": "$out", "servers": [{"agent": "fastframe-$impl", "url": "ws://127.0.0.1:$port/"}],
  "cases": ["*"], "exclude-cases": $exclude, "exclude-agent-cases": {}}

@@ -1,0 +1,123 @@
+"""Memory per idle connection: open N WebSocket connections to a server
+process and hold them; report the server's RSS growth per connection.
+
+    python -m benchmarks.idle [N] [--server fastframe|websockets|...] [--json FILE]
+
+The server runs in its own process (file descriptors: N each side); the
+clients are raw sockets that complete the handshake and then stay silent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+from typing import Any, Dict, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def raise_fd_limit(n: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, n + 1000))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+async def open_many(port: int, n: int) -> List[Any]:
+    writers = []
+    sem = asyncio.Semaphore(200)
+
+    async def one() -> None:
+        async with sem:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(UPGRADE)
+            head = await r.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 101 "):
+                raise RuntimeError(head[:60])
+            writers.append(w)
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return writers
+
+
+def measure(server: str, n: int, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    raise_fd_limit(n)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    full_env = dict(os.environ, **(env or {}))
+    code = (
+        "import resource,sys;"
+        "s,h=resource.getrlimit(resource.RLIMIT_NOFILE);"
+        f"resource.setrlimit(resource.RLIMIT_NOFILE,(min(h,{n}+1000),h));"
+        f"sys.argv=['x','{server}','{port}'];"
+        "from benchmarks.e2e.servers import main; main()"
+    )
+    if not env or "FASTFRAME_NO_EXTENSIONS" not in env:
+        full_env.pop("FASTFRAME_NO_EXTENSIONS", None)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=full_env)
+    try:
+        assert proc.stdout is not None and "listening" in proc.stdout.readline()
+
+        async def go() -> Dict[str, Any]:
+            warm = await open_many(port, 100)  # allocator and caches warm
+            await asyncio.sleep(0.5)
+            before = rss_kib(proc.pid)
+            writers = await open_many(port, n)
+            await asyncio.sleep(1.0)
+            after = rss_kib(proc.pid)
+            # Still serving: one more connection echoes.
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(UPGRADE)
+            await r.readuntil(b"\r\n\r\n")
+            w.write(b"\x82\x82abcd" + bytes([ord("h") ^ ord("a"), ord("i") ^ ord("b")]))
+            echo = await asyncio.wait_for(r.readexactly(4), 10)
+            for x in writers + warm + [w]:
+                x.close()
+            return {"server": server, "connections": n, "rss_before_kib": before, "rss_after_kib": after,
+                    "kib_per_connection": (after - before) / n, "echo_ok": echo == b"\x82\x02hi"}
+
+        return asyncio.run(go())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("n", nargs="?", type=int, default=10000)
+    ap.add_argument("--server", default="fastframe,websockets,picows,aiohttp")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    results = []
+    for server in args.server.split(","):
+        r = measure(server, args.n)
+        results.append(r)
+        print(f"{server:12s} {args.n} idle connections: {r['kib_per_connection']:.1f} KiB each "
+              f"(RSS {r['rss_before_kib'] / 1024:.0f} -> {r['rss_after_kib'] / 1024:.0f} MiB), "
+              f"still echoing: {r['echo_ok']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
