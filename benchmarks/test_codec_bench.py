@@ -12,7 +12,7 @@ from typing import Any, List, Tuple
 
 import pytest
 
-from benchmarks.codec import build
+from fastframe._bench.codec import build
 
 pytest.importorskip("pytest_benchmark")
 

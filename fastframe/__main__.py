@@ -2,6 +2,7 @@
 
     python -m fastframe serve [--host 127.0.0.1] [--port 8080] [--mode chat|echo]
     python -m fastframe client ws://127.0.0.1:8080/ws
+    python -m fastframe bench [--full] [--plot FILE.png]
 """
 
 from __future__ import annotations
@@ -186,6 +187,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     c.add_argument("--max-size", type=_size, default=-1)
     c.add_argument("--no-compression", action="store_true")
     c.add_argument("--log-level", default="WARNING")
+    sub.add_parser("bench", help="codec benchmark beside the installed peers (--full, --plot FILE.png)",
+                   add_help=False)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from ._bench.codec import bench_main
+
+        return bench_main(argv[1:])
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

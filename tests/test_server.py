@@ -440,3 +440,17 @@ def test_listener_callback_api() -> None:
 
     run(go())
     assert events[0] == ("open", "/cb") and ("close", 1000) in events and ("close", 1011) in events
+
+
+def test_cli_bench_prints_a_table_and_json(tmp_path: Any) -> None:
+    out_json = tmp_path / "r.json"
+    out = subprocess.run(
+        [sys.executable, "-m", "fastframe", "bench", "--only", "utf8", "--repeats", "1", "--json", str(out_json)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "utf8: ascii" in out.stdout and "fastframe-c" in out.stdout and "faster" in out.stdout
+    import json
+
+    data = json.loads(out_json.read_text())
+    assert {s["group"] for s in data["scenarios"]} == {"utf8"}
