@@ -26,6 +26,8 @@ __all__ = ["ConnectionClosed", "Listener", "WebSocket", "WebSocketProtocol", "RE
 
 log = logging.getLogger("fastframe")
 
+_OPEN = State.OPEN
+
 #: Size of the shared read buffer: the most one read hands to the parser.
 READ_SIZE = 64 * 1024
 
@@ -183,7 +185,7 @@ class WebSocket:
         """
         proto = self._proto
         conn = proto.conn
-        if conn.state is not State.OPEN:
+        if conn.state is not _OPEN:
             raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
         conn.send(message, compress)
         proto.after_send(self._messages)
@@ -193,7 +195,7 @@ class WebSocket:
     def send_nowait(self, message: Data, *, compress: Optional[bool] = None) -> None:
         """Queue a message without waiting for the buffer to drain."""
         conn = self._proto.conn
-        if conn.state is not State.OPEN:
+        if conn.state is not _OPEN:
             raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
         conn.send(message, compress)
         self._proto.after_send(self._messages)
@@ -443,15 +445,22 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     def flush(self) -> None:
         self.flush_scheduled = False
-        out = self.conn.data_to_send()
-        if not out or self.transport is None or self.transport.is_closing():
+        conn = self.conn
+        out = conn._out
+        if not out:
+            return
+        conn._out = []
+        t = self.transport
+        if t is None or t.is_closing():
             return
         if len(out) == 1:
-            self.transport.write(out[0])
+            t.write(out[0])
         else:
-            self.transport.writelines(out)
+            t.writelines(out)
+        # The buffer can only be over the cap once it passed the high-water
+        # mark, which pause_writing() reported: check only then.
         cap = self.max_write_buffer
-        if cap is not None and self.transport.get_write_buffer_size() > cap:
+        if self.paused_writing and cap is not None and t.get_write_buffer_size() > cap:
             # A peer that stops reading is cut off here: it cannot read a
             # close frame either, so the transport is aborted (1006 for it).
             log.warning("%s: write buffer over %d bytes, closing the connection", self.peer, cap)
@@ -464,7 +473,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if t is not None and not t.is_closing():
             t.write(data)
             cap = self.max_write_buffer
-            if cap is not None and t.get_write_buffer_size() > cap:
+            if self.paused_writing and cap is not None and t.get_write_buffer_size() > cap:
                 log.warning("%s: write buffer over %d bytes, closing the connection", self.peer, cap)
                 self.abort()
 

@@ -75,6 +75,11 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
+# Module-level aliases: read on every call of the hot path, where an
+# attribute lookup on the enum class would cost more than the test.
+_OPEN = State.OPEN
+_CLOSED = State.CLOSED
+
 # (state, what happened) -> new state.  The only place states change.
 _TRANSITIONS: Dict[Tuple[State, str], State] = {
     (State.CONNECTING, "accept"): State.OPEN,
@@ -320,6 +325,18 @@ class Connection:
 
     def send(self, message: Union[str, bytes, bytearray, memoryview], compress: Optional[bool] = None) -> None:
         """Queue ``message``: text for ``str``, binary for bytes-like."""
+        # Fast path: server side, open, no compression, a small message.
+        if self.state is _OPEN and self._deflate is None and self._mask is None:
+            t = type(message)
+            if t is bytes:
+                if len(message) < _WRITELINES_MIN:
+                    self._out.append(_encode_frame(_BINARY, message))
+                    return
+            elif t is str:
+                raw = message.encode("utf-8")  # type: ignore[union-attr]
+                if len(raw) < _WRITELINES_MIN:
+                    self._out.append(_encode_frame(_TEXT, raw))
+                    return
         if isinstance(message, str):
             self.send_text(message, compress)
         else:
@@ -393,15 +410,20 @@ class Connection:
             frames = self._parser.feed(data)
         except ProtocolError as exc:
             for frame in exc.frames:
-                if self.state is State.CLOSED:
+                if self.state is _CLOSED:
                     return events
                 self._on_frame(frame, events)
-            if self.state is not State.CLOSED:
+            if self.state is not _CLOSED:
                 self._fail(exc, events)
             return events
         for frame in frames:
+            # Fast path: a whole uncompressed binary message, no message
+            # open (the common case); everything else goes the long way.
+            if frame.opcode == _BINARY and frame.fin and not frame.rsv1 and self._msg_op < 0:
+                events.append(Message(frame.payload))
+                continue
             self._on_frame(frame, events)
-            if self.state is State.CLOSED:
+            if self.state is _CLOSED:
                 break
         return events
 
