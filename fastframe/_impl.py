@@ -25,6 +25,16 @@ else:
 
         IMPLEMENTATION = "c"
     except ImportError:  # pragma: no cover - depends on the build
+        import warnings
+
         from . import _codec_py as codec
 
         IMPLEMENTATION = "py"
+        # pip hides the build's own warning, so say it where it shows.
+        warnings.warn(
+            "fastframe's compiled core is not installed (no compiler at install time?); "
+            "using the pure-Python twin, which is much slower. Set FASTFRAME_NO_EXTENSIONS=1 "
+            "to choose it explicitly and silence this warning.",
+            RuntimeWarning,
+            stacklevel=2,
+        )

@@ -67,3 +67,16 @@ def test_only_impl_module_imports_codecs() -> None:
         with open(os.path.join(pkg, name), encoding="utf-8") as f:
             text = f.read()
         assert "_codec_c" not in text and "_codec_py" not in text, name
+
+
+def test_missing_compiled_core_falls_back_with_a_warning() -> None:
+    code = (
+        "import sys, warnings; sys.modules['fastframe._codec_c'] = None\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import fastframe\n"
+        "print(fastframe.IMPLEMENTATION, any('pure-Python twin' in str(x.message) for x in w))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "FASTFRAME_NO_EXTENSIONS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "py True"
