@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Coroutine, List, Optional
+from typing import Any, Coroutine, List, Optional, Tuple
 
 log = logging.getLogger("fastframe")
 
@@ -34,7 +34,8 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
     except ImportError:
         return asyncio.run(coro)
     if hasattr(uvloop, "run"):
-        return uvloop.run(coro)  # type: ignore[no-any-return]
+        result: int = uvloop.run(coro)
+        return result
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # pragma: no cover - old uvloop
     return asyncio.run(coro)  # pragma: no cover
 
@@ -74,7 +75,7 @@ async def _serve(args: argparse.Namespace) -> int:
         finally:
             broadcast([c for c in server.connections if c is not ws], f"* {name} left")
 
-    def process_request(request: Any) -> Optional[tuple]:
+    def process_request(request: Any) -> Optional[Tuple[int, List[Tuple[str, str]], bytes]]:
         if args.mode != "chat":
             return None
         path = request.path.split("?", 1)[0]
@@ -103,7 +104,7 @@ async def _serve(args: argparse.Namespace) -> int:
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+            asyncio.get_running_loop().add_signal_handler(sig, lambda: None if stop.done() else stop.set_result(None))
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             pass
     await stop

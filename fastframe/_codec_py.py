@@ -49,9 +49,10 @@ _pack_h10 = struct.Struct("!BBQ").pack
 
 def _to_bytes(data: Any) -> bytes:
     if type(data) is bytes:
-        return data  # type: ignore[no-any-return]
+        return data
     try:
-        return memoryview(data).tobytes()
+        out: bytes = memoryview(data).tobytes()
+        return out
     except TypeError:
         raise TypeError(
             f"a bytes-like object is required, not {type(data).__name__!r}"
@@ -59,10 +60,10 @@ def _to_bytes(data: Any) -> bytes:
 
 
 def _mask_bytes(mask: Any) -> bytes:
-    mask = _to_bytes(mask)
-    if len(mask) != 4:
-        raise ValueError(f"mask must be 4 bytes long, not {len(mask)}")
-    return mask
+    key = _to_bytes(mask)
+    if len(key) != 4:
+        raise ValueError(f"mask must be 4 bytes long, not {len(key)}")
+    return key
 
 
 def _xor(data: bytes, mask: bytes) -> bytes:

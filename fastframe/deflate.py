@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from .exceptions import PayloadTooBig, ProtocolError
 
@@ -274,13 +274,13 @@ class PerMessageDeflate:
         self._compressor = self._new_compressor()
         self._decompressor = zlib.decompressobj(wbits=-self.remote_bits)
 
-    def _new_compressor(self):  # type: ignore[no-untyped-def]
+    def _new_compressor(self) -> Any:
         return zlib.compressobj(self.level, zlib.DEFLATED, -max(9, self.local_bits), self.mem_level)
 
     def compress(self, data: bytes) -> bytes:
         """Compress one whole message (§7.2.1)."""
         c = self._compressor
-        out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        out: bytes = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
         if out.endswith(_TAIL):
             out = out[:-4]
         if not out:
@@ -301,6 +301,7 @@ class PerMessageDeflate:
                 not right for this; RFC 7692 gives no code, 1002 is used).
         """
         d = self._decompressor
+        out: bytes
         if final:
             data = data + _TAIL
         try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from ._impl import codec
 from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
@@ -147,7 +147,7 @@ class Message(Event):
         self.data = data
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is Message and other.data == self.data  # type: ignore[attr-defined]
+        return isinstance(other, Message) and other.data == self.data
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -255,7 +255,7 @@ class Connection:
         self._utf8: Optional[object] = None
         self._pings: Dict[bytes, int] = {}
 
-    def _new_parser(self):  # type: ignore[no-untyped-def]
+    def _new_parser(self) -> Any:
         limit = self.max_message_size
         if self._deflate is not None and limit is not None:
             # A compressed frame may be a little larger than what it holds
@@ -327,13 +327,12 @@ class Connection:
         """Queue ``message``: text for ``str``, binary for bytes-like."""
         # Fast path: server side, open, no compression, a small message.
         if self.state is _OPEN and self._deflate is None and self._mask is None:
-            t = type(message)
-            if t is bytes:
+            if type(message) is bytes:
                 if len(message) < _WRITELINES_MIN:
                     self._out.append(_encode_frame(_BINARY, message))
                     return
-            elif t is str:
-                raw = message.encode("utf-8")  # type: ignore[union-attr]
+            elif isinstance(message, str):
+                raw = message.encode("utf-8")
                 if len(raw) < _WRITELINES_MIN:
                     self._out.append(_encode_frame(_TEXT, raw))
                     return

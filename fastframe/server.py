@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as ssl_module
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union, cast
 
 from ._impl import codec
 from .connection import ConnectionClosed, Listener, WebSocket, WebSocketProtocol
@@ -128,7 +128,7 @@ class Server:
     async def _run(self, proto: WebSocketProtocol) -> None:
         ws = proto.ws
         try:
-            await self.handler(ws)
+            await cast(Callable[[WebSocket], Awaitable[Any]], self.handler)(ws)
         except ConnectionClosed:
             pass
         except Exception:
@@ -186,7 +186,7 @@ class Server:
 
     @property
     def sockets(self) -> Tuple[Any, ...]:
-        return tuple(self._server.sockets) if self._server else ()
+        return tuple(getattr(self._server, "sockets", ())) if self._server else ()
 
     @property
     def port(self) -> int:
@@ -274,7 +274,8 @@ class _Serve:
             server._server = await loop.create_server(server._make_protocol, sock=sock, ssl=ssl)
         else:
             server._server = await loop.create_server(server._make_protocol, host, port, ssl=ssl)
-        server._port = int(server._server.sockets[0].getsockname()[1]) if server._server.sockets else 0
+        socks = getattr(server._server, "sockets", ())
+        server._port = int(socks[0].getsockname()[1]) if socks else 0
         server._schedule_tick()
         self.server = server
         return server
@@ -361,4 +362,5 @@ async def serve_echo(host: str, port: int, max_message_size: Optional[int] = 64 
         async for message in ws:
             await ws.send(message)
 
-    return await serve(echo, host, port, max_size=max_message_size)
+    server: Server = await serve(echo, host, port, max_size=max_message_size)
+    return server
