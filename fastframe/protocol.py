@@ -48,6 +48,7 @@ __all__ = [
     "Opened",
     "Rejected",
     "Message",
+    "Fragment",
     "Ping",
     "Pong",
     "Closed",
@@ -155,6 +156,32 @@ class Message(Event):
         return f"Message({self.data!r})"
 
 
+class Fragment(Event):
+    """Part of a message, when ``deliver_fragments`` is on (large messages).
+
+    ``data`` is the next bytes of the message (decompressed if need be; for
+    text, UTF-8 bytes already validated so far), ``first``/``last`` mark its
+    ends and ``text`` says whether the message is text.
+    """
+
+    __slots__ = ("data", "first", "last", "text")
+
+    def __init__(self, data: bytes, first: bool, last: bool, text: bool) -> None:
+        self.data = data
+        self.first = first
+        self.last = last
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fragment) and (other.data, other.first, other.last, other.text) == (
+            self.data, self.first, self.last, self.text)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Fragment({self.data[:32]!r}, first={self.first}, last={self.last}, text={self.text})"
+
+
 @dataclass(frozen=True)
 class Ping(Event):
     """The peer pinged; the pong was queued automatically (§5.5.2)."""
@@ -207,6 +234,10 @@ class Connection:
             upgrade; if it returns ``(status, headers, body)`` that response
             is sent instead and the connection ends (serve a page, or refuse
             with any status).
+        deliver_fragments: hand the data of fragmented messages over as
+            :class:`Fragment` events as it arrives instead of assembling
+            the message (for large messages; nothing is held, the size limit
+            still counts the whole message).
         handshake: False when the handshake was done elsewhere (for
             example by another server); the connection then starts OPEN,
             with ``deflate`` the negotiated compression if any.
@@ -224,6 +255,7 @@ class Connection:
         handshake: bool = True,
         deflate: Optional[PerMessageDeflate] = None,
         process_request: Optional[Callable[[Request], Optional[Tuple[int, Sequence[Tuple[str, str]], bytes]]]] = None,
+        deliver_fragments: bool = False,
     ) -> None:
         self.client = client
         self.max_message_size = max_message_size
@@ -233,6 +265,9 @@ class Connection:
         self.state = State.CONNECTING if handshake else State.OPEN
         self.compression = compression
         self.process_request = process_request
+        self.deliver_fragments = deliver_fragments
+        self._msg_len = 0
+        self._msg_first = False
         self.subprotocol: Optional[str] = None
         self.request: Optional[Request] = None
         self.response: Optional[Response] = None
@@ -460,6 +495,8 @@ class Connection:
                 self._msg_op = op
                 self._msg_z = compressed
                 self._msg_buf = bytearray()
+                self._msg_len = 0
+                self._msg_first = True
                 self._utf8 = _Utf8Validator() if op == _TEXT else None
                 self._on_data(payload, fin, events)
                 return
@@ -500,15 +537,23 @@ class Connection:
         limit = self.max_message_size
         buf = self._msg_buf
         if self._msg_z:
-            budget = None if limit is None else limit - len(buf)
+            budget = None if limit is None else limit - self._msg_len
             payload = self._deflate.decompress(payload, budget, fin)  # type: ignore[union-attr]
         # The budget counts the bytes held; a bytearray keeps no per-fragment
         # overhead, so many tiny fragments cost their bytes and nothing more.
-        elif limit is not None and len(buf) + len(payload) > limit:
+        elif limit is not None and self._msg_len + len(payload) > limit:
             raise PayloadTooBig(f"message exceeds max_message_size {limit}")
-        buf += payload
+        self._msg_len += len(payload)
         if self._utf8 is not None:
             self._utf8.feed(payload, fin)  # type: ignore[attr-defined]  # fail fast (§8.1)
+        if self.deliver_fragments:
+            events.append(Fragment(payload, self._msg_first, fin, self._msg_op == _TEXT))
+            self._msg_first = False
+            if fin:
+                self._utf8 = None
+                self._msg_op = -1
+            return
+        buf += payload
         if fin:
             data = bytes(buf)
             self._msg_buf = bytearray()

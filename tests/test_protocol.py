@@ -340,3 +340,26 @@ def test_client_frames_are_masked() -> None:
 def test_events_are_typed() -> None:
     evs: List[object] = server().receive_data(frame(Opcode.BINARY, b"\x00"))
     assert evs == [Message(b"\x00")] and isinstance(evs[0], Message)
+
+
+def test_fragment_delivery_for_large_messages() -> None:
+    from fastframe.protocol import Fragment
+
+    c = Connection(handshake=False, deliver_fragments=True, max_message_size=10)
+    data = frame(Opcode.TEXT, "hé".encode(), fin=False) + frame(0, b"llo", fin=False) + frame(0, b"!")
+    assert c.receive_data(data) == [
+        Fragment("hé".encode(), True, False, True),
+        Fragment(b"llo", False, False, True),
+        Fragment(b"!", False, True, True),
+    ]
+    # Unfragmented messages still come whole; the limit counts whole messages.
+    assert c.receive_data(frame(Opcode.BINARY, b"abc")) == [Message(b"abc")]
+    events = c.receive_data(frame(Opcode.BINARY, b"123456", fin=False) + frame(0, b"78901"))
+    assert events[0] == Fragment(b"123456", True, False, False)
+    assert isinstance(events[-1], Closed) and events[-1].code == 1009
+
+
+def test_fragment_delivery_still_fails_fast_on_bad_utf8() -> None:
+    c = Connection(handshake=False, deliver_fragments=True)
+    events = c.receive_data(frame(Opcode.TEXT, b"ok", fin=False) + frame(0, b"\xff", fin=False))
+    assert isinstance(events[-1], Closed) and events[-1].code == 1007
