@@ -234,6 +234,25 @@ def _frame_repr(f: Any) -> str:
     return f"<Frame {name} [{flags}] {len(payload)} bytes {shown}>"
 
 
+# The same first-byte table as the compiled core: 1 where the opcode is known
+# (§5.2), RSV2/RSV3 are clear, RSV1 is clear unless allowed (RFC 7692 §6) and
+# a control frame is final (§5.5).
+def _b0_table(allow_rsv1: bool) -> bytes:
+    return bytes(
+        1
+        if (b0 & 0x0F) in _OPCODES
+        and not b0 & 0x30
+        and (allow_rsv1 or not b0 & 0x40)
+        and (not b0 & 0x08 or b0 & 0x80)
+        else 0
+        for b0 in range(256)
+    )
+
+
+_B0_OK = _b0_table(False)
+_B0_OK_RSV1 = _b0_table(True)
+_OPCODE_BY_BYTE = tuple(_OPCODES.get(i, i) for i in range(16))
+
 # Parser states.  Module-level ints rather than an enum: they are compared on
 # every call and the compiled twin uses the same numbers.
 _S_HEADER = 0
@@ -336,20 +355,29 @@ class FrameParser:
             self._hdr = b""
         pos = 0
         end = len(data)
+        # Locals for the loop: attribute and global lookups cost more than
+        # the work per small frame.
+        ok = _B0_OK_RSV1 if self.allow_rsv1 else _B0_OK
+        mask_bit = 0x80 if self.expect_mask else 0
+        limit = self.max_frame_size
+        append = frames.append
+        opcodes = _OPCODE_BY_BYTE
+        new_frame = Frame.__new__
         while end - pos >= 2:
             b0 = data[pos]
             b1 = data[pos + 1]
-            error = self._check_header(b0, b1)
-            if error is not None:
-                raise self._fail(error, frames)
+            # One table lookup for the §5.2/§5.5 rules on the first byte, as
+            # the compiled core does; the slow path names the error.
+            if not ok[b0] or (b1 & 0x80) != mask_bit or (b0 & 0x08 and b1 & 0x7F > _MAX_CONTROL):
+                raise self._fail(self._check_header(b0, b1), frames)  # type: ignore[arg-type]
             length = b1 & 0x7F
-            hlen = 2
-            if length == _LEN16:
+            if length < _LEN16:
+                hlen = 2
+            elif length == _LEN16:
                 hlen = 4
-            elif length == _LEN64:
+            else:
                 hlen = 10
-            masked = b1 & 0x80
-            if masked:
+            if mask_bit:
                 hlen += 4
             if end - pos < hlen:
                 break
@@ -365,25 +393,37 @@ class FrameParser:
                         ProtocolError("64-bit payload length has its most significant bit set"),
                         frames,
                     )
-            if length > self.max_frame_size:
+            if length > limit:
                 raise self._fail(
-                    PayloadTooBig(
-                        f"frame of {length} bytes exceeds max_frame_size {self.max_frame_size}"
-                    ),
+                    PayloadTooBig(f"frame of {length} bytes exceeds max_frame_size {limit}"),
                     frames,
                 )
-            self._b0 = b0
-            self._key = data[pos + hlen - 4 : pos + hlen] if masked else b""
-            pos += hlen
-            if end - pos < length:
+            start = pos + hlen
+            if end - start < length:
+                self._b0 = b0
+                self._key = data[start - 4 : start] if mask_bit else b""
                 self._state = _S_PAYLOAD
                 self._len = length
-                rest = data[pos:]
+                rest = data[start:]
                 self._have = len(rest)
                 self._chunks = [rest] if rest else []
                 return frames
-            self._emit(data[pos : pos + length], frames)
-            pos += length
+            payload = data[start : start + length]
+            if mask_bit and length:
+                key = data[start - 4 : start]
+                k = key * ((length >> 2) + 1)
+                payload = (
+                    int.from_bytes(payload, "little") ^ int.from_bytes(k[:length], "little")
+                ).to_bytes(length, "little")
+            f = new_frame(Frame)
+            f.opcode = opcodes[b0 & 0x0F]
+            f.payload = payload
+            f.fin = b0 & 0x80 != 0
+            f.rsv1 = b0 & 0x40 != 0
+            f.rsv2 = b0 & 0x20 != 0
+            f.rsv3 = b0 & 0x10 != 0
+            append(f)
+            pos = start + length
         if pos < end:
             self._hdr = data[pos:]
         return frames
