@@ -67,7 +67,7 @@ JSON
             sleep 0.1
         done
         if [[ $impl == py ]]; then export FASTFRAME_NO_EXTENSIONS=1; else unset FASTFRAME_NO_EXTENSIONS; fi
-        "$PY" "$ROOT/compliance/client.py" "ws://127.0.0.1:$port" "fastframe-$impl" || status=1
+        PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$ROOT/compliance/client.py" "ws://127.0.0.1:$port" "fastframe-$impl" || status=1
         unset FASTFRAME_NO_EXTENSIONS
         kill $wst 2>/dev/null || true
         wait $wst 2>/dev/null || true
