@@ -241,12 +241,14 @@ def accept_client(header_values: Sequence[str], config: DeflateConfig) -> Option
     if config.server_max_window_bits is not None:
         if smwb is None or smwb > config.server_max_window_bits:
             raise ProtocolError("server ignored server_max_window_bits")
+    # §7.1.2.2: the server may limit our window.  A limit above the window we
+    # said we would use (Autobahn's server answers 15 to an offer of 12) is
+    # no limit at all: we keep to our own, smaller window.
+    client_bits = config.client_max_window_bits or 15
     if isinstance(cmwb, int) and cmwb is not True:
-        if config.client_max_window_bits is not None and cmwb > config.client_max_window_bits:
-            raise ProtocolError("server raised client_max_window_bits above the offer")
         if cmwb == 8:
             raise ProtocolError("client_max_window_bits=8 cannot be honoured (zlib)")
-    client_bits = cmwb if isinstance(cmwb, int) and cmwb is not True else (config.client_max_window_bits or 15)
+        client_bits = min(client_bits, cmwb)
     return DeflateParams(snct, cnct or config.client_no_context_takeover, smwb or 15, client_bits)
 
 
