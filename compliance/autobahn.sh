@@ -55,15 +55,13 @@ if [[ $SIDE == client ]]; then
     status=0
     for impl in $IMPLS; do
         port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-        # The fuzzingserver also serves its web UI, on 8080 unless told.
-        webport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
         out=$AB/reports/client-$impl
         rm -rf "$out"; mkdir -p "$out"
         cat > "$AB/spec-client-$impl.json" <<JSON
-{"url": "ws://127.0.0.1:$port", "webport": $webport, "outdir": "$out", "cases": $cases, "exclude-cases": $exclude,
+{"url": "ws://127.0.0.1:$port", "outdir": "$out", "cases": $cases, "exclude-cases": $exclude,
  "exclude-agent-cases": {}}
 JSON
-        (cd "$AB" && "$AB/venv27/bin/wstest" -m fuzzingserver -s "$AB/spec-client-$impl.json" \
+        (cd "$AB" && "$AB/venv27/bin/wstest" -m fuzzingserver -u 0 -s "$AB/spec-client-$impl.json" \
             > "$AB/wstest-client-$impl.log" 2>&1) &
         wst=$!
         for _ in $(seq 100); do
