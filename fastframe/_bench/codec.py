@@ -210,7 +210,8 @@ def missing_peers() -> List[str]:
 
 
 def plot(scenarios: List[Scenario], path: str, base: str = "fastframe-c") -> None:
-    """Bar chart: speed of each library relative to ``base`` (= 1), per scenario."""
+    """Bar charts, one panel per group: each library's speed relative to
+    ``base`` (= 1, higher is faster), per scenario."""
     try:
         import matplotlib
 
@@ -218,29 +219,47 @@ def plot(scenarios: List[Scenario], path: str, base: str = "fastframe-c") -> Non
         import matplotlib.pyplot as plt
     except ImportError:
         raise SystemExit("--plot needs matplotlib: pip install 'fastframe[plot]'") from None
-    libs: List[str] = []
+    groups: List[str] = []
     for s in scenarios:
-        for name in s.results:
-            if name not in libs:
-                libs.append(name)
-    fig, ax = plt.subplots(figsize=(max(8, len(scenarios) * 0.9), 5.5))
-    width = 0.8 / max(1, len(libs))
-    for i, lib in enumerate(libs):
-        xs, ys = [], []
-        for j, s in enumerate(scenarios):
-            if lib in s.results and base in s.results:
-                xs.append(j + i * width)
-                ys.append(s.results[base] / s.results[lib])
-        ax.bar(xs, ys, width, label=lib)
-    ax.set_yscale("log")
-    ax.axhline(1.0, color="black", linewidth=0.6)
-    ax.set_xticks([j + width * (len(libs) - 1) / 2 for j in range(len(scenarios))])
-    ax.set_xticklabels([f"{s.group}\n{s.label}" for s in scenarios], rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel(f"speed relative to {base} (log scale, higher is faster)")
-    ax.set_title("fastframe codec beside its peers (one run, interleaved medians)")
-    ax.legend(fontsize=8, ncol=3)
+        if s.group not in groups:
+            groups.append(s.group)
+    colours: Dict[str, Any] = {}
+    palette = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(len(groups), 1, figsize=(11, 3.2 * len(groups)), squeeze=False)
+    for ax, group in zip(axes[:, 0], groups):
+        rows = [s for s in scenarios if s.group == group and base in s.results]
+        libs: List[str] = []
+        for s in rows:
+            for name in s.results:
+                if name not in libs:
+                    libs.append(name)
+        width = 0.8 / max(1, len(libs))
+        for i, lib in enumerate(libs):
+            colour = colours.setdefault(lib, palette(len(colours) % 10))
+            xs = [j + i * width for j, s in enumerate(rows) if lib in s.results]
+            ys = [s.results[base] / s.results[lib] for s in rows if lib in s.results]
+            ax.bar(xs, ys, width, label=lib, color=colour)
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="black", linewidth=0.6)
+        ax.set_xticks([j + width * (len(libs) - 1) / 2 for j in range(len(rows))])
+        ax.set_xticklabels([s.label for s in rows], fontsize=8)
+        ax.set_title(group, fontsize=10, loc="left")
+        ax.legend(fontsize=7, ncol=len(libs), loc="lower left")
+    fig.supylabel(f"speed relative to {base} (log scale; higher is faster)", fontsize=9)
+    fig.suptitle("fastframe codec beside its peers: one run, medians of interleaved repeats", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
+
+
+def plot_json(json_path: str, png_path: str) -> None:
+    """Redraw the chart from a ``--json`` file, without re-measuring."""
+    with open(json_path) as f:
+        data = json.load(f)
+    scenarios = [
+        Scenario(d["group"], d["label"], d["unit"], d["per_call"], {}, dict(d["seconds_per_call"]))
+        for d in data["scenarios"]
+    ]
+    plot(scenarios, png_path)
 
 
 def bench_main(argv: Optional[List[str]] = None) -> int:
@@ -251,7 +270,14 @@ def bench_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--only", choices=["mask", "parse", "encode", "utf8"])
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")
+    ap.add_argument("--from-json", metavar="FILE", help="with --plot: redraw from a saved run, measure nothing")
     args = ap.parse_args(argv)
+    if args.from_json:
+        if not args.plot:
+            ap.error("--from-json needs --plot")
+        plot_json(args.from_json, args.plot)
+        print(f"# plot written to {args.plot}")
+        return 0
     gone = missing_peers()
     if gone:
         print(f"# not installed, so not compared: {', '.join(gone)} (pip install 'fastframe[bench]')")
