@@ -242,7 +242,9 @@ def plot(scenarios: List[Scenario], path: str, base: str = "fastframe-c") -> Non
         ax.set_yscale("log")
         ax.axhline(1.0, color="black", linewidth=0.6)
         ax.set_xticks([j + width * (len(libs) - 1) / 2 for j in range(len(rows))])
-        ax.set_xticklabels([s.label for s in rows], fontsize=8)
+        labels = [s.label.replace(" frames, ", "\n").replace("apply_mask ", "apply_mask\n")
+                  .replace("in place ", "in place\n").replace(" (masked) ", " masked\n") for s in rows]
+        ax.set_xticklabels(labels, fontsize=7)
         ax.set_title(group, fontsize=10, loc="left")
         ax.legend(fontsize=7, ncol=len(libs), loc="lower left")
     fig.supylabel(f"speed relative to {base} (log scale; higher is faster)", fontsize=9)
