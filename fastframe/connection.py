@@ -133,6 +133,11 @@ class WebSocket:
         return self
 
     async def __anext__(self) -> Data:
+        # The common case inline (a message is queued): one coroutine per
+        # message instead of two.
+        messages = self._messages
+        if messages and not self._proto.paused_reading:
+            return messages.popleft()
         try:
             return await self.recv()
         except ConnectionClosed:
