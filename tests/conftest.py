@@ -48,3 +48,16 @@ def c_impl() -> ModuleType:
 @pytest.fixture(scope="session")
 def py_impl() -> ModuleType:
     return load_py()
+
+
+@pytest.fixture
+def protocol_codec(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Run a protocol-layer test on ``impl``: the sans-I/O Connection takes its
+    codec from the selector once, at import, so the test swaps it in."""
+    import fastframe.protocol as protocol
+
+    monkeypatch.setattr(protocol, "_encode_frame", impl.encode_frame)
+    monkeypatch.setattr(protocol, "_encode_header", impl.encode_header)
+    monkeypatch.setattr(protocol, "_Utf8Validator", impl.Utf8Validator)
+    monkeypatch.setattr(protocol, "_FrameParser", impl.FrameParser)
+    return impl

@@ -17,15 +17,9 @@ KEY = b"\x01\x02\x03\x04"
 
 
 @pytest.fixture(autouse=True)
-def codec(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Run every protocol test on the compiled core and on the pure twin."""
-    import fastframe.protocol as protocol
-
-    monkeypatch.setattr(protocol, "_encode_frame", impl.encode_frame)
-    monkeypatch.setattr(protocol, "_encode_header", impl.encode_header)
-    monkeypatch.setattr(protocol, "_Utf8Validator", impl.Utf8Validator)
-    monkeypatch.setattr(protocol, "_FrameParser", impl.FrameParser)
-    return impl
+def codec(protocol_codec: ModuleType) -> ModuleType:
+    """Every test here runs on the compiled core and on the pure twin."""
+    return protocol_codec
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
