@@ -76,6 +76,11 @@ def apply_mask_impls() -> Dict[str, Callable[[bytes], Work]]:
     sp = _try("websockets.speedups")
     if sp is not None:
         impls["websockets"] = lambda data: (lambda: sp.apply_mask(data, KEY))
+    wp = _try("wsproto.frame_protocol")
+    if wp is not None:
+        # wsproto's masker is stateful (it carries the key phase across
+        # calls), so a fresh one per message, as wsproto makes per frame.
+        impls["wsproto"] = lambda data: (lambda: wp.XorMaskerSimple(KEY).process(data))
     return impls
 
 
@@ -296,11 +301,43 @@ def encode_impls() -> Dict[str, Callable[[bytes, bool], Work]]:
         impls[name] = make
     if _try("picows") is not None:
         impls["picows"] = _picows_encode
+    if _try("aiohttp") is not None:
+        impls["aiohttp"] = _aiohttp_encode
     if _try("websockets") is not None:
         impls["websockets"] = _websockets_encode
     if _try("wsproto") is not None:
         impls["wsproto"] = _wsproto_encode
     return impls
+
+
+def _aiohttp_encode(payload: bytes, masked: bool) -> Work:
+    """aiohttp's WebSocketWriter writing into the same sink.
+
+    ``send_frame`` is a coroutine that never suspends here (the sink is never
+    paused), so it is driven with one ``send(None)``, without an event loop
+    iteration, which would cost more than the frame.
+    """
+    from aiohttp._websocket.writer import WebSocketWriter
+
+    class Protocol:
+        _paused = False
+
+    class Sink:
+        write = collections.deque(maxlen=1).append
+
+        def is_closing(self) -> bool:
+            return False
+
+    w = WebSocketWriter(Protocol(), Sink(), use_mask=masked)  # type: ignore[arg-type]
+    send_frame = w.send_frame
+
+    def work() -> None:
+        try:
+            send_frame(payload, 2).send(None)
+        except StopIteration:
+            pass
+
+    return work
 
 
 def _picows_encode(payload: bytes, masked: bool) -> Work:
