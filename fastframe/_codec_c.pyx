@@ -202,6 +202,7 @@ cdef inline int _get_key(object mask, uint8_t key[4]) except -1:
 
 # ---------------------------------------------------------------- masking
 
+@cython.binding(False)
 def apply_mask(data, mask):
     cdef uint8_t key[4]
     cdef Py_buffer view
@@ -223,6 +224,10 @@ def apply_mask(data, mask):
     return out
 
 
+# binding(False) on the module-level hot functions: a plain builtin function
+# is called with less overhead than a Cython function object (about 8 ns of
+# the 35 ns a small mask costs).
+@cython.binding(False)
 def mask_inplace(buf, mask):
     cdef uint8_t key[4]
     cdef Py_buffer view
@@ -334,6 +339,7 @@ cdef bytes _encode(int op, const uint8_t *src, Py_ssize_t n, bint fin, bint rsv1
     return out
 
 
+@cython.binding(False)
 def encode_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
     cdef Py_buffer view
     cdef int op
@@ -349,6 +355,7 @@ def encode_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
         PyBuffer_Release(&view)
 
 
+@cython.binding(False)
 def encode_header(opcode, length, *, bint fin=True, bint rsv1=False):
     cdef uint8_t buf[10]
     length = operator.index(length)
@@ -673,6 +680,7 @@ cdef class Utf8Validator:
         self._failed = False
 
 
+@cython.binding(False)
 def validate_utf8(data):
     cdef Py_buffer view
     cdef size_t bad = 0
