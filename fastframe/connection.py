@@ -340,6 +340,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                     self.opened_future.set_result(None)
                 if self._on_open is not None:
                     self._on_open(self)
+                # Frames can follow the handshake in the same read: a
+                # listener installed by on_open must receive them.
+                listener = self.listener
             elif t is Closed:
                 if ev.error is not None:
                     log.info("%s failed the connection: %s (close %d)", self.peer, ev.error, ev.code)

@@ -454,3 +454,23 @@ def test_cli_bench_prints_a_table_and_json(tmp_path: Any) -> None:
 
     data = json.loads(out_json.read_text())
     assert {s["group"] for s in data["scenarios"]} == {"utf8"}
+
+
+def test_listener_gets_frames_sent_with_the_handshake() -> None:
+    got: List[Any] = []
+
+    class Keep(fastframe.Listener):
+        def on_message(self, ws: Any, message: Any) -> None:
+            got.append(message)
+            ws.send_nowait(message)
+
+    async def go() -> None:
+        async with serve(Keep, "127.0.0.1", 0) as server:
+            r, w = await asyncio.open_connection("127.0.0.1", server.port)
+            w.write(UPGRADE + fastframe.encode_frame(2, b"early", mask=b"abcd"))
+            await r.readuntil(b"\r\n\r\n")
+            assert await asyncio.wait_for(r.readexactly(7), 5) == b"\x82\x05early"
+            w.close()
+
+    run(go())
+    assert got == [b"early"]
