@@ -291,6 +291,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(high=self.write_limit)  # type: ignore[attr-defined]
         if self.conn.client:
             self.flush()
+        elif self.conn.state is State.CLOSED:
+            # Refused before it started (max_connections, shutting down):
+            # answer at once and hang up.
+            self.flush()
+            transport.close()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer

@@ -199,6 +199,12 @@ def test_max_connections_refused_503() -> None:
                 with pytest.raises(HandshakeError) as info:
                     await connect(f"ws://127.0.0.1:{server.port}/")
                 assert info.value.status == 503
+                # The refusal is sent at once and the connection closed,
+                # without waiting for the client to speak.
+                r, w = await asyncio.open_connection("127.0.0.1", server.port)
+                data = await asyncio.wait_for(r.read(), 5)
+                assert data.startswith(b"HTTP/1.1 503 ")
+                w.close()
 
     run(go())
 
