@@ -498,10 +498,17 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             conn.send_close(code, reason)
             self.close_started = self.loop.time()
             self.flush()
+            # §7.1.1: wait for the peer's close, but not forever.
+            self.loop.call_later(self.close_timeout, self._close_timed_out)
         elif conn.state is State.CONNECTING and not conn.client:
             conn.reject(503, "server shutting down")
             self.flush()
             self._close_transport()
+
+    def _close_timed_out(self) -> None:
+        if not self.finished:
+            log.info("%s: no close frame within %.1f s, aborting", self.peer, self.close_timeout)
+            self.abort()
 
     def abort(self) -> None:
         if self.transport is not None:

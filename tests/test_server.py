@@ -480,3 +480,27 @@ def test_listener_gets_frames_sent_with_the_handshake() -> None:
 
     run(go())
     assert got == [b"early"]
+
+
+def test_client_close_gives_up_after_close_timeout() -> None:
+    async def go() -> None:
+        # A "server" that completes the handshake and then never answers.
+        async def mute(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            head = await r.readuntil(b"\r\n\r\n")
+            key = [l.split(b": ")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
+            from fastframe.handshake import accept_key
+
+            w.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n")
+            await asyncio.sleep(30)
+
+        srv = await asyncio.start_server(mute, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        ws = await connect(f"ws://127.0.0.1:{port}/", close_timeout=0.3, compression=None)
+        t = time.monotonic()
+        await ws.close()
+        assert time.monotonic() - t < 3
+        assert ws.close_code == 1006
+        srv.close()
+
+    run(go())
