@@ -448,6 +448,14 @@ cdef class FrameParser:
             return ProtocolError("masked frame from a server")
         return None
 
+    cdef inline bint _bad_start(self, uint8_t b0, uint8_t b1) noexcept:
+        """True when the first two header bytes break a rule; _header_error
+        then says which.  One table lookup covers §5.2/§5.5 on the first
+        byte; the mask bit must match the role (§5.1); a control frame
+        carries ≤ 125 bytes (§5.5)."""
+        return (not _B0_OK[self.allow_rsv1][b0] or ((b1 & 0x80) != 0) != self.expect_mask
+                or ((b0 & 0x08) != 0 and (b1 & 0x7F) > MAX_CONTROL))
+
     cdef inline Py_ssize_t _header_len(self, uint8_t b1) noexcept:
         cdef uint8_t l7 = b1 & 0x7F
         return (2 if l7 < LEN16 else (4 if l7 == LEN16 else 10)) + (4 if b1 & 0x80 else 0)
@@ -564,8 +572,7 @@ cdef class FrameParser:
                         return 0
                 b0 = self._hdr[0]
                 b1 = self._hdr[1]
-                if not _B0_OK[self.allow_rsv1][b0] or ((b1 & 0x80) != 0) != self.expect_mask \
-                        or ((b0 & 0x08) and (b1 & 0x7F) > MAX_CONTROL):
+                if self._bad_start(b0, b1):
                     raise self._fail(self._header_error(b0, b1), frames)
                 hlen = self._header_len(b1)
                 take = hlen - self._hdr_len
@@ -584,8 +591,7 @@ cdef class FrameParser:
             # _read_header inlined, since it runs once per frame.
             b0 = h[0]
             b1 = h[1]
-            if not _B0_OK[self.allow_rsv1][b0] or ((b1 & 0x80) != 0) != self.expect_mask \
-                    or ((b0 & 0x08) and (b1 & 0x7F) > MAX_CONTROL):
+            if self._bad_start(b0, b1):
                 raise self._fail(self._header_error(b0, b1), frames)
             n = b1 & 0x7F
             hlen = 2

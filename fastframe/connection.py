@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional, Tuple, Union
 
@@ -32,7 +33,9 @@ _OPEN = State.OPEN
 READ_SIZE = 64 * 1024
 
 _ids = itertools.count(1)
-_shared_buffers: "dict[int, bytearray]" = {}
+# The read buffer shared by the connections of a thread's event loop: one
+# loop runs in a thread at a time and parses each read before the next.
+_local = threading.local()
 
 
 class ConnectionClosed(FastFrameError):
@@ -122,7 +125,7 @@ class WebSocket:
 
     @property
     def open(self) -> bool:
-        return self._proto.conn.state is State.OPEN
+        return self._proto.conn.state is _OPEN
 
     def __repr__(self) -> str:
         return f"<WebSocket #{self.id} {self.remote_address} {self.state.name}>"
@@ -157,8 +160,7 @@ class WebSocket:
                     proto.resume_reading()
                 return msg
             if self._proto.finished:
-                conn = self._proto.conn
-                raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
+                raise self._closed()
             self._waiter = self._proto.loop.create_future()
             try:
                 await self._waiter
@@ -177,10 +179,14 @@ class WebSocket:
             w.set_result(None)
         for _, fut in self._pong_waiters:
             if not fut.done():
-                fut.set_exception(ConnectionClosed(self._proto.conn.close_code or 1006, ""))
+                fut.set_exception(self._closed())
         self._pong_waiters.clear()
 
     # -- sending -------------------------------------------------------------------------
+
+    def _closed(self) -> ConnectionClosed:
+        conn = self._proto.conn
+        return ConnectionClosed(conn.close_code or 1006, conn.close_reason)
 
     async def send(self, message: Data, *, compress: Optional[bool] = None) -> None:
         """Send a message: text for ``str``, binary for bytes-like.
@@ -188,20 +194,19 @@ class WebSocket:
         Raises:
             ConnectionClosed: the connection is closing or closed.
         """
-        proto = self._proto
-        conn = proto.conn
-        if conn.state is not _OPEN:
-            raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
-        conn.send(message, compress)
-        proto.after_send(self._messages)
-        if proto.paused_writing:
-            await proto.drain()
+        self.send_nowait(message, compress=compress)
+        if self._proto.paused_writing:
+            await self._proto.drain()
 
     def send_nowait(self, message: Data, *, compress: Optional[bool] = None) -> None:
-        """Queue a message without waiting for the buffer to drain."""
+        """Queue a message without waiting for the buffer to drain.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
         conn = self._proto.conn
         if conn.state is not _OPEN:
-            raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
+            raise self._closed()
         conn.send(message, compress)
         self._proto.after_send(self._messages)
 
@@ -210,8 +215,8 @@ class WebSocket:
         when its pong arrives."""
         proto = self._proto
         conn = proto.conn
-        if conn.state is not State.OPEN:
-            raise ConnectionClosed(conn.close_code or 1006, conn.close_reason)
+        if conn.state is not _OPEN:
+            raise self._closed()
         if not payload:
             payload = proto.loop.time().hex().encode()[:32]
         fut: asyncio.Future[float] = proto.loop.create_future()
@@ -278,10 +283,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.close_started = 0.0
         self.ping_sent = 0.0
         self.ping_payload: Optional[bytes] = None
-        buf = _shared_buffers.get(id(loop))
+        buf = getattr(_local, "read_buffer", None)
         if buf is None:
-            buf = _shared_buffers[id(loop)] = bytearray(READ_SIZE)
-        self._buffer = memoryview(buf)
+            buf = _local.read_buffer = memoryview(bytearray(READ_SIZE))
+        self._buffer = buf
 
     # -- transport callbacks ------------------------------------------------------------
 
@@ -481,14 +486,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     def write_raw(self, data: bytes) -> None:
         """Write pre-encoded frame bytes (broadcast) after what is queued."""
+        self.conn._out.append(data)
         self.flush()
-        t = self.transport
-        if t is not None and not t.is_closing():
-            t.write(data)
-            cap = self.max_write_buffer
-            if self.paused_writing and cap is not None and t.get_write_buffer_size() > cap:
-                log.warning("%s: write buffer over %d bytes, closing the connection", self.peer, cap)
-                self.abort()
 
     # -- closing ----------------------------------------------------------------------------
 

@@ -466,7 +466,7 @@ class Connection:
         code = getattr(exc, "close_code", 1002)
         if self.state is State.OPEN:
             reason = str(exc).encode("utf-8")[:123].decode("utf-8", "ignore")
-            self._out.append(_encode_frame(_CLOSE, struct.pack("!H", code) + reason.encode(), mask=self._mask))
+            self._out.append(_encode_frame(_CLOSE, self._close_payload(code, reason), mask=self._mask))
         self._transition("fail")
         self.close_code = code
         self.close_reason = str(exc)

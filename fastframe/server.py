@@ -43,36 +43,23 @@ class Server:
         self,
         handler: Handler,
         *,
-        max_size: Optional[int],
-        compression: Optional[DeflateConfig],
-        subprotocols: Optional[List[str]],
-        origins: Optional[List[str]],
-        extra_headers: Optional[List[Tuple[str, str]]],
-        process_request: Optional[ProcessRequest],
+        connection_options: Dict[str, Any],
+        protocol_options: Dict[str, Any],
         ping_interval: Optional[float],
         ping_timeout: Optional[float],
         open_timeout: Optional[float],
-        close_timeout: float,
         max_connections: Optional[int],
-        write_limit: int,
-        max_write_buffer: Optional[int],
-        max_queue: int,
     ) -> None:
         self.handler = handler
-        self.max_size = max_size
-        self.compression = compression
-        self.subprotocols = subprotocols
-        self.origins = origins
-        self.extra_headers = extra_headers
-        self.process_request = process_request
+        # Passed as they are to each connection's Connection and
+        # WebSocketProtocol (see serve() for what they mean).
+        self._connection_options = connection_options
+        self._protocol_options = protocol_options
+        self.close_timeout: float = protocol_options["close_timeout"]
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
         self.max_connections = max_connections
-        self.write_limit = write_limit
-        self.max_write_buffer = max_write_buffer
-        self.max_queue = max_queue
         self.loop = asyncio.get_running_loop()
         self.protocols: Set[WebSocketProtocol] = set()
         self.connections: Set[WebSocket] = set()
@@ -85,24 +72,9 @@ class Server:
     # -- protocol factory ---------------------------------------------------------------
 
     def _make_protocol(self) -> WebSocketProtocol:
-        conn = Connection(
-            client=False,
-            max_message_size=self.max_size,
-            subprotocols=self.subprotocols,
-            origins=self.origins,
-            extra_headers=self.extra_headers,
-            compression=self.compression,
-            process_request=self.process_request,
-        )
+        conn = Connection(client=False, **self._connection_options)
         proto = WebSocketProtocol(
-            conn,
-            loop=self.loop,
-            on_open=self._on_open,
-            on_finish=self._on_finish,
-            write_limit=self.write_limit,
-            max_write_buffer=self.max_write_buffer,
-            max_queue=self.max_queue,
-            close_timeout=self.close_timeout,
+            conn, loop=self.loop, on_open=self._on_open, on_finish=self._on_finish, **self._protocol_options
         )
         if self._closing or (self.max_connections is not None and len(self.protocols) >= self.max_connections):
             conn.reject(503, "too many connections" if not self._closing else "server shutting down")
@@ -346,21 +318,15 @@ def serve(
         sock: an already bound socket instead of host/port.
     """
     kw = dict(
-        max_size=max_size, compression=compression, subprotocols=subprotocols, origins=origins,
-        extra_headers=extra_headers, process_request=process_request, ping_interval=ping_interval,
-        ping_timeout=ping_timeout, open_timeout=open_timeout, close_timeout=close_timeout,
-        max_connections=max_connections, write_limit=write_limit, max_write_buffer=max_write_buffer,
-        max_queue=max_queue,
+        connection_options=dict(
+            max_message_size=max_size, compression=compression, subprotocols=subprotocols,
+            origins=origins, extra_headers=extra_headers, process_request=process_request,
+        ),
+        protocol_options=dict(
+            write_limit=write_limit, max_write_buffer=max_write_buffer, max_queue=max_queue,
+            close_timeout=close_timeout,
+        ),
+        ping_interval=ping_interval, ping_timeout=ping_timeout, open_timeout=open_timeout,
+        max_connections=max_connections,
     )
     return _Serve(handler, host, port, ssl, sock, kw)
-
-
-async def serve_echo(host: str, port: int, max_message_size: Optional[int] = 64 << 20) -> Server:
-    """An echo server (every message back unchanged), as Autobahn drives it."""
-
-    async def echo(ws: WebSocket) -> None:
-        async for message in ws:
-            await ws.send(message)
-
-    server: Server = await serve(echo, host, port, max_size=max_message_size)
-    return server

@@ -7,6 +7,7 @@ which.  Each test starts its own server on an ephemeral loopback port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -55,20 +56,27 @@ def start(mode: str, env: dict) -> Tuple[subprocess.Popen, int]:
     return proc, port
 
 
+@contextlib.contextmanager
+def serving(mode: str, env: dict) -> Iterator[int]:
+    """``python -m fastframe serve --mode MODE`` for the duration, then Ctrl-C."""
+    proc, port = start(mode, env)
+    try:
+        yield port
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+
+
 @pytest.fixture
 def chat(server_env: dict) -> Iterator[int]:
-    proc, port = start("chat", server_env)
-    yield port
-    proc.send_signal(signal.SIGINT)
-    proc.wait(15)
+    with serving("chat", server_env) as port:
+        yield port
 
 
 @pytest.fixture
 def echo(server_env: dict) -> Iterator[int]:
-    proc, port = start("echo", server_env)
-    yield port
-    proc.send_signal(signal.SIGINT)
-    proc.wait(15)
+    with serving("echo", server_env) as port:
+        yield port
 
 
 def need(tool: str) -> str:
