@@ -17,7 +17,7 @@ import resource
 import socket
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UPGRADE = (
@@ -40,7 +40,7 @@ def raise_fd_limit(n: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-async def open_many(port: int, n: int) -> List[Any]:
+async def open_many(port: int, n: int) -> list[Any]:
     writers = []
     sem = asyncio.Semaphore(200)
 
@@ -57,7 +57,7 @@ async def open_many(port: int, n: int) -> List[Any]:
     return writers
 
 
-def measure(server: str, n: int, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+def measure(server: str, n: int, env: dict[str, str] | None = None) -> dict[str, Any]:
     raise_fd_limit(n)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,7 +76,7 @@ def measure(server: str, n: int, env: Optional[Dict[str, str]] = None) -> Dict[s
     try:
         assert proc.stdout is not None and "listening" in proc.stdout.readline()
 
-        async def go() -> Dict[str, Any]:
+        async def go() -> dict[str, Any]:
             warm = await open_many(port, 100)  # allocator and caches warm
             await asyncio.sleep(0.5)
             before = rss_kib(proc.pid)

@@ -8,7 +8,7 @@ ratios; this file is for people who already use pytest-benchmark tooling.
 
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+from typing import Any
 
 import pytest
 
@@ -17,7 +17,7 @@ from fastframe._bench.codec import build
 pytest.importorskip("pytest_benchmark")
 
 
-def _cases() -> List[Tuple[str, str, Any]]:
+def _cases() -> list[tuple[str, str, Any]]:
     out = []
     for s in build(quick=True):
         for name, work in s.works.items():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._impl import IMPLEMENTATION, codec as _codec
+from ._impl import IMPLEMENTATION
+from ._impl import codec as _codec
 from .exceptions import (
     FastFrameError,
     InvalidUTF8,
@@ -53,31 +54,31 @@ validate_utf8 = _codec.validate_utf8
 
 __all__ = [
     "IMPLEMENTATION",
+    "CloseCode",
     "Connection",
     "ConnectionClosed",
     "DeflateConfig",
-    "HandshakeError",
-    "Listener",
-    "Server",
-    "WebSocket",
-    "broadcast",
-    "connect",
-    "serve",
-    "CloseCode",
     "FastFrameError",
     "Frame",
     "FrameParser",
+    "HandshakeError",
     "InvalidUTF8",
+    "Listener",
     "LocalProtocolError",
     "Opcode",
     "PayloadTooBig",
     "ProtocolError",
     "RemoteProtocolError",
+    "Server",
     "Utf8Validator",
+    "WebSocket",
+    "__version__",
     "apply_mask",
+    "broadcast",
+    "connect",
     "encode_frame",
     "encode_header",
     "mask_inplace",
+    "serve",
     "validate_utf8",
-    "__version__",
 ]

@@ -13,12 +13,13 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Coroutine, List, Optional, Tuple
+from collections.abc import Coroutine
+from typing import Any
 
 log = logging.getLogger("fastframe")
 
 
-def _size(text: str) -> Optional[int]:
+def _size(text: str) -> int | None:
     if text.lower() in ("none", "unlimited"):
         return None
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -54,7 +55,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from .server import broadcast, serve
 
     page = _chat_page()
-    server_ref: List[Any] = []
+    server_ref: list[Any] = []
 
     async def echo(ws: Any) -> None:
         async for message in ws:
@@ -75,7 +76,7 @@ async def _serve(args: argparse.Namespace) -> int:
         finally:
             broadcast([c for c in server.connections if c is not ws], f"* {name} left")
 
-    def process_request(request: Any) -> Optional[Tuple[int, List[Tuple[str, str]], bytes]]:
+    def process_request(request: Any) -> tuple[int, list[tuple[str, str]], bytes] | None:
         if args.mode != "chat":
             return None
         path = request.path.split("?", 1)[0]
@@ -97,7 +98,7 @@ async def _serve(args: argparse.Namespace) -> int:
         ping_interval=args.ping_interval or None,
     )
     server_ref.append(server)
-    addrs = ", ".join("%s:%s" % s.getsockname()[:2] for s in server.sockets)
+    addrs = ", ".join("{}:{}".format(*s.getsockname()[:2]) for s in server.sockets)
     where = f"http://{addrs}/ (WebSocket at /ws)" if args.mode == "chat" else f"ws://{addrs}/"
     log.info("fastframe %s server on %s, implementation %s", args.mode, where, IMPLEMENTATION)
     print(f"listening on {where}", flush=True)
@@ -125,7 +126,7 @@ async def _client(args: argparse.Namespace) -> int:
     try:
         ws = await connect(args.url, compression=None if args.no_compression else DeflateConfig(),
                            max_size=args.max_size if args.max_size != -1 else 1 << 20)
-    except Exception as exc:  # any failure to connect: say it plainly
+    except Exception as exc:  # noqa: BLE001 - any failure to connect: say it plainly
         print(f"error: cannot connect to {args.url}: {exc}", file=sys.stderr)
         return 1
     last = [loop.time()]
@@ -165,7 +166,7 @@ async def _client(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fastframe", description="fastframe WebSocket tools")
     sub = ap.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run a WebSocket server (chat demo or echo)")

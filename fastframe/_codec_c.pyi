@@ -1,10 +1,11 @@
 """Typed surface of the compiled core; ``_codec_py`` has the same one."""
 
-from typing import List, Optional, Union
+
+from typing_extensions import TypeAlias
 
 from .types import Opcode
 
-BytesLike = Union[bytes, bytearray, memoryview]
+BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 class Frame:
     """One WebSocket frame with its payload unmasked (RFC 6455 §5.2)."""
@@ -40,9 +41,9 @@ class FrameParser:
     max_frame_size: int
     failed: bool
     def __init__(
-        self, *, expect_mask: bool, max_frame_size: Optional[int] = ..., allow_rsv1: bool = ...
+        self, *, expect_mask: bool, max_frame_size: int | None = ..., allow_rsv1: bool = ...
     ) -> None: ...
-    def feed(self, data: BytesLike) -> List[Frame]:
+    def feed(self, data: BytesLike) -> list[Frame]:
         """Consume ``data``; return the frames it completes, in order.
 
         Raises:
@@ -82,7 +83,7 @@ def encode_frame(
     *,
     fin: bool = ...,
     rsv1: bool = ...,
-    mask: Union[None, bool, BytesLike] = ...,
+    mask: bool | BytesLike | None = ...,
 ) -> bytes:
     """Return one frame; ``mask=True`` draws a fresh random key (§5.3).
 

@@ -13,7 +13,7 @@ import codecs
 import operator
 import os
 import struct
-from typing import Any, List, Optional, Union
+from typing import Any, Union
 
 from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
 from .types import Opcode
@@ -23,9 +23,9 @@ __all__ = [
     "FrameParser",
     "Utf8Validator",
     "apply_mask",
-    "mask_inplace",
     "encode_frame",
     "encode_header",
+    "mask_inplace",
     "validate_utf8",
 ]
 
@@ -169,7 +169,7 @@ def encode_frame(
     *,
     fin: bool = True,
     rsv1: bool = False,
-    mask: Union[None, bool, BytesLike] = None,
+    mask: bool | BytesLike | None = None,
 ) -> bytes:
     """Return one complete frame (RFC 6455 §5.2)."""
     data = _to_bytes(payload)
@@ -185,7 +185,7 @@ def encode_frame(
 class Frame:
     """One WebSocket frame with its payload unmasked (RFC 6455 §5.2)."""
 
-    __slots__ = ("fin", "rsv1", "rsv2", "rsv3", "opcode", "payload")
+    __slots__ = ("fin", "opcode", "payload", "rsv1", "rsv2", "rsv3")
 
     def __init__(
         self,
@@ -196,7 +196,7 @@ class Frame:
         rsv2: bool = False,
         rsv3: bool = False,
     ) -> None:
-        self.opcode = _OPCODES[opcode] if opcode in _OPCODES else opcode
+        self.opcode = _OPCODES.get(opcode, opcode)
         self.payload = payload
         self.fin = fin
         self.rsv1 = rsv1
@@ -276,7 +276,7 @@ class FrameParser:
         self,
         *,
         expect_mask: bool,
-        max_frame_size: Optional[int] = 1 << 20,
+        max_frame_size: int | None = 1 << 20,
         allow_rsv1: bool = False,
     ) -> None:
         if max_frame_size is None:
@@ -295,15 +295,15 @@ class FrameParser:
         self._key = b""
         self._len = 0
         self._have = 0
-        self._chunks: List[bytes] = []
-        self._error: Optional[ProtocolError] = None
+        self._chunks: list[bytes] = []
+        self._error: ProtocolError | None = None
 
     @property
     def failed(self) -> bool:
         """True once the parser has raised; every later ``feed`` raises again."""
         return self._state == _S_FAILED
 
-    def _fail(self, exc: ProtocolError, frames: List[Frame]) -> ProtocolError:
+    def _fail(self, exc: ProtocolError, frames: list[Frame]) -> ProtocolError:
         self._state = _S_FAILED
         self._error = exc
         self._hdr = b""
@@ -311,7 +311,7 @@ class FrameParser:
         exc.frames = frames
         return exc
 
-    def _emit(self, payload: bytes, frames: List[Frame]) -> None:
+    def _emit(self, payload: bytes, frames: list[Frame]) -> None:
         if self._key:
             payload = _xor(payload, self._key)
         b0 = self._b0
@@ -321,7 +321,7 @@ class FrameParser:
             )
         )
 
-    def feed(self, data: BytesLike) -> List[Frame]:
+    def feed(self, data: BytesLike) -> list[Frame]:
         """Consume ``data`` and return the frames it completes, in order.
 
         Raises:
@@ -336,7 +336,7 @@ class FrameParser:
             raise type(err)(*err.args)
         if type(data) is not bytes:
             data = _to_bytes(data)
-        frames: List[Frame] = []
+        frames: list[Frame] = []
         if self._state == _S_PAYLOAD:
             need = self._len - self._have
             if len(data) < need:
@@ -428,7 +428,7 @@ class FrameParser:
             self._hdr = data[pos:]
         return frames
 
-    def _check_header(self, b0: int, b1: int) -> Optional[ProtocolError]:
+    def _check_header(self, b0: int, b1: int) -> ProtocolError | None:
         # The order of these checks is part of the parity contract with the
         # compiled core: the first failing rule names the error.
         opcode = b0 & 0x0F

@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_module
 import urllib.parse
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 from .connection import WebSocket, WebSocketProtocol
 from .deflate import DeflateConfig
 from .handshake import HandshakeError
 from .protocol import Connection, Rejected
 
-__all__ = ["connect", "InvalidURI"]
+__all__ = ["InvalidURI", "connect"]
 
 
 class InvalidURI(ValueError):
     """The URL is not a ws:// or wss:// URL."""
 
 
-def parse_url(url: str) -> Tuple[bool, str, int, str, str]:
+def parse_url(url: str) -> tuple[bool, str, int, str, str]:
     """Return (secure, host, port, resource, Host header) for a ws/wss URL."""
     u = urllib.parse.urlsplit(url)
     if u.scheme not in ("ws", "wss") or not u.hostname:
@@ -45,7 +45,7 @@ class _Connect:
     def __init__(self, url: str, kw: Any) -> None:
         self.url = url
         self.kw = kw
-        self.ws: Optional[WebSocket] = None
+        self.ws: WebSocket | None = None
 
     async def _open(self) -> WebSocket:
         kw = self.kw
@@ -87,7 +87,7 @@ class _Connect:
     async def __aenter__(self) -> WebSocket:
         return await self._open()
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self.ws is not None:
             await asyncio.wait_for(self.ws.close(), self.kw["close_timeout"] * 2)
 
@@ -95,16 +95,16 @@ class _Connect:
 def connect(
     url: str,
     *,
-    max_size: Optional[int] = 1 << 20,
-    subprotocols: Optional[List[str]] = None,
-    compression: Optional[DeflateConfig] = DeflateConfig(),
-    ssl: Optional[ssl_module.SSLContext] = None,
-    origin: Optional[str] = None,
-    extra_headers: Optional[List[Tuple[str, str]]] = None,
+    max_size: int | None = 1 << 20,
+    subprotocols: list[str] | None = None,
+    compression: DeflateConfig | None = DeflateConfig(),
+    ssl: ssl_module.SSLContext | None = None,
+    origin: str | None = None,
+    extra_headers: list[tuple[str, str]] | None = None,
     open_timeout: float = 10.0,
     close_timeout: float = 10.0,
     write_limit: int = 64 * 1024,
-    max_write_buffer: Optional[int] = 16 * 1024 * 1024,
+    max_write_buffer: int | None = 16 * 1024 * 1024,
     max_queue: int = 32,
 ) -> _Connect:
     """Open a client connection; ``async with connect(url) as ws`` or ``ws = await connect(url)``.
@@ -115,8 +115,8 @@ def connect(
         OSError: the TCP connection failed.
         asyncio.TimeoutError: no connection within ``open_timeout``.
     """
-    return _Connect(url, dict(
-        max_size=max_size, subprotocols=subprotocols, compression=compression, ssl=ssl, origin=origin,
-        extra_headers=extra_headers, open_timeout=open_timeout, close_timeout=close_timeout,
-        write_limit=write_limit, max_write_buffer=max_write_buffer, max_queue=max_queue,
-    ))
+    return _Connect(url, {
+        "max_size": max_size, "subprotocols": subprotocols, "compression": compression, "ssl": ssl, "origin": origin,
+        "extra_headers": extra_headers, "open_timeout": open_timeout, "close_timeout": close_timeout,
+        "write_limit": write_limit, "max_write_buffer": max_write_buffer, "max_queue": max_queue,
+    })

@@ -14,8 +14,9 @@ memLevel 5 (zlib's default is 8: about 128 KiB more per connection).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Optional
 
 from .exceptions import PayloadTooBig, ProtocolError
 
@@ -23,16 +24,16 @@ __all__ = [
     "DeflateConfig",
     "DeflateParams",
     "PerMessageDeflate",
-    "parse_extensions",
-    "negotiate_server",
     "accept_client",
+    "negotiate_server",
+    "parse_extensions",
 ]
 
 NAME = "permessage-deflate"
 # RFC 7692 §7.2.1: the four bytes a sender strips and a receiver appends.
 _TAIL = b"\x00\x00\xff\xff"
 
-Param = Tuple[str, Optional[str]]
+Param = tuple[str, Optional[str]]
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class DeflateConfig:
 
     server_no_context_takeover: bool = False
     client_no_context_takeover: bool = False
-    server_max_window_bits: Optional[int] = 12
-    client_max_window_bits: Optional[int] = 12
+    server_max_window_bits: int | None = 12
+    client_max_window_bits: int | None = 12
     level: int = zlib.Z_DEFAULT_COMPRESSION
     mem_level: int = 5
 
@@ -86,13 +87,13 @@ class DeflateParams:
         return "; ".join([NAME] + [k if v is None else f"{k}={v}" for k, v in params])
 
 
-def parse_extensions(values: Sequence[str]) -> List[Tuple[str, List[Param]]]:
+def parse_extensions(values: Sequence[str]) -> list[tuple[str, list[Param]]]:
     """Parse Sec-WebSocket-Extensions values into (name, params) offers.
 
     Raises:
         ValueError: a malformed header (RFC 6455 §9.1 grammar).
     """
-    out: List[Tuple[str, List[Param]]] = []
+    out: list[tuple[str, list[Param]]] = []
     for value in values:
         for ext in value.split(","):
             ext = ext.strip()
@@ -102,7 +103,7 @@ def parse_extensions(values: Sequence[str]) -> List[Tuple[str, List[Param]]]:
             name = items[0].lower()
             if not name or not _is_token(name):
                 raise ValueError(f"malformed extension {ext!r}")
-            params: List[Param] = []
+            params: list[Param] = []
             for item in items[1:]:
                 key, sep, val = item.partition("=")
                 key = key.strip().lower()
@@ -125,7 +126,7 @@ def _is_token(s: str) -> bool:
     return bool(s) and all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in s) and s.isascii()
 
 
-def _bits(value: Optional[str], allow_none: bool) -> Optional[int]:
+def _bits(value: str | None, allow_none: bool) -> int | None:
     # RFC 7692 §7.1.2: a decimal integer 8-15 without leading zeros.
     if value is None:
         if allow_none:
@@ -136,12 +137,12 @@ def _bits(value: Optional[str], allow_none: bool) -> Optional[int]:
     return int(value)
 
 
-def _read_params(params: Sequence[Param], server: bool) -> Tuple[bool, bool, Optional[int], Union[None, bool, int]]:
+def _read_params(params: Sequence[Param], server: bool) -> tuple[bool, bool, int | None, bool | int | None]:
     """Validate one offer's (or response's) parameters (RFC 7692 §7.1)."""
     seen = set()
     snct = cnct = False
-    smwb: Optional[int] = None
-    cmwb: Union[None, bool, int] = None
+    smwb: int | None = None
+    cmwb: bool | int | None = None
     for key, value in params:
         if key in seen:
             raise ValueError(f"duplicate parameter {key}")
@@ -167,7 +168,7 @@ def _read_params(params: Sequence[Param], server: bool) -> Tuple[bool, bool, Opt
 
 def negotiate_server(
     header_values: Sequence[str], config: DeflateConfig
-) -> Optional[Tuple[str, DeflateParams]]:
+) -> tuple[str, DeflateParams] | None:
     """Pick the first acceptable permessage-deflate offer (RFC 7692 §5, §7.1).
 
     Returns the response header value and the agreed parameters, or None to
@@ -199,7 +200,7 @@ def negotiate_server(
             cmwb = config.client_max_window_bits  # None: no limit, answer without it
         elif cmwb is not None and config.client_max_window_bits is not None:
             cmwb = min(cmwb, config.client_max_window_bits)
-        out: List[Param] = []
+        out: list[Param] = []
         if snct:
             out.append(("server_no_context_takeover", None))
         if cnct:
@@ -215,7 +216,7 @@ def negotiate_server(
     return None
 
 
-def accept_client(header_values: Sequence[str], config: DeflateConfig) -> Optional[DeflateParams]:
+def accept_client(header_values: Sequence[str], config: DeflateConfig) -> DeflateParams | None:
     """Check the server's answer to our offer (RFC 7692 §7.1).
 
     Returns None when the server did not accept the extension.
@@ -238,9 +239,10 @@ def accept_client(header_values: Sequence[str], config: DeflateConfig) -> Option
         raise ProtocolError(f"invalid permessage-deflate response: {exc}") from None
     if config.server_no_context_takeover and not snct:
         raise ProtocolError("server ignored server_no_context_takeover")
-    if config.server_max_window_bits is not None:
-        if smwb is None or smwb > config.server_max_window_bits:
-            raise ProtocolError("server ignored server_max_window_bits")
+    if config.server_max_window_bits is not None and (
+        smwb is None or smwb > config.server_max_window_bits
+    ):
+        raise ProtocolError("server ignored server_max_window_bits")
     # §7.1.2.2: the server may limit our window.  A limit above the window we
     # said we would use (Autobahn's server answers 15 to an offer of 12) is
     # no limit at all: we keep to our own, smaller window.
@@ -291,7 +293,7 @@ class PerMessageDeflate:
             self._compressor = self._new_compressor()
         return out
 
-    def decompress(self, data: bytes, budget: Optional[int], final: bool) -> bytes:
+    def decompress(self, data: bytes, budget: int | None, final: bool) -> bytes:
         """Inflate the next piece of a message; at most ``budget`` bytes in all.
 
         ``budget`` is how many more bytes the message may grow by (None: no

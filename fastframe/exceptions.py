@@ -22,11 +22,11 @@ from typing import Any
 
 __all__ = [
     "FastFrameError",
+    "InvalidUTF8",
     "LocalProtocolError",
+    "PayloadTooBig",
     "ProtocolError",
     "RemoteProtocolError",
-    "PayloadTooBig",
-    "InvalidUTF8",
 ]
 
 

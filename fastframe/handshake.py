@@ -22,8 +22,9 @@ import binascii
 import hashlib
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Optional
 
 from .exceptions import FastFrameError, LocalProtocolError
 
@@ -68,7 +69,7 @@ class HandshakeError(FastFrameError):
         headers: extra response headers to send with the status.
     """
 
-    def __init__(self, status: int, message: str, headers: Sequence[Tuple[str, str]] = ()) -> None:
+    def __init__(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.headers = list(headers)
@@ -77,11 +78,11 @@ class HandshakeError(FastFrameError):
 class Headers:
     """HTTP header fields in order, looked up case-insensitively."""
 
-    __slots__ = ("_items", "_index")
+    __slots__ = ("_index", "_items")
 
-    def __init__(self, items: Iterable[Tuple[str, str]] = ()) -> None:
-        self._items: List[Tuple[str, str]] = []
-        self._index: Dict[str, List[str]] = {}
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = []
+        self._index: dict[str, list[str]] = {}
         for name, value in items:
             self.add(name, value)
 
@@ -89,11 +90,11 @@ class Headers:
         self._items.append((name, value))
         self._index.setdefault(name.lower(), []).append(value)
 
-    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
+    def get(self, name: str, default: str | None = None) -> str | None:
         values = self._index.get(name.lower())
         return values[0] if values else default
 
-    def get_all(self, name: str) -> List[str]:
+    def get_all(self, name: str) -> list[str]:
         return list(self._index.get(name.lower(), ()))
 
     def __getitem__(self, name: str) -> str:
@@ -111,7 +112,7 @@ class Headers:
     def __len__(self) -> int:
         return len(self._items)
 
-    def items(self) -> List[Tuple[str, str]]:
+    def items(self) -> list[tuple[str, str]]:
         return list(self._items)
 
     def __eq__(self, other: object) -> bool:
@@ -144,7 +145,7 @@ class Response:
     body: bytes = b""
 
 
-def accept_key(key: Union[str, bytes]) -> str:
+def accept_key(key: str | bytes) -> str:
     """Return the Sec-WebSocket-Accept value for a Sec-WebSocket-Key (§4.2.2)."""
     if isinstance(key, str):
         key = key.encode("ascii")
@@ -156,7 +157,7 @@ def generate_key() -> str:
     return base64.b64encode(os.urandom(16)).decode("ascii")
 
 
-def parse_header_tokens(values: Iterable[str]) -> List[str]:
+def parse_header_tokens(values: Iterable[str]) -> list[str]:
     """Split comma-separated header values into lower-cased tokens."""
     out = []
     for value in values:
@@ -174,7 +175,7 @@ class _HeadParser:
         self._buf = bytearray()
         self._done = False
 
-    def feed(self, data: bytes) -> Optional[Tuple[bytes, List[Tuple[bytes, bytes]], bytes]]:
+    def feed(self, data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bytes] | None:
         """Return (start line, fields, bytes after the head) once complete.
 
         Raises:
@@ -228,14 +229,14 @@ class _HeadParser:
     _is_request = True
 
 
-def _headers(fields: List[Tuple[bytes, bytes]]) -> Headers:
+def _headers(fields: list[tuple[bytes, bytes]]) -> Headers:
     return Headers((n.decode("ascii"), v.decode("latin-1")) for n, v in fields)
 
 
 class RequestParser(_HeadParser):
     """Incremental parser of the client's opening handshake request."""
 
-    def feed_request(self, data: bytes) -> Optional[Tuple[Request, bytes]]:
+    def feed_request(self, data: bytes) -> tuple[Request, bytes] | None:
         """Feed bytes; return the request and any bytes after it once complete.
 
         Raises:
@@ -260,7 +261,7 @@ class ResponseParser(_HeadParser):
 
     _is_request = False
 
-    def feed_response(self, data: bytes) -> Optional[Tuple[Response, bytes]]:
+    def feed_response(self, data: bytes) -> tuple[Response, bytes] | None:
         """Raises: HandshakeError (status 0) for a malformed response."""
         try:
             parsed = self.feed(data)
@@ -332,9 +333,9 @@ _REASONS = {
 
 def build_response(
     status: int,
-    headers: Sequence[Tuple[str, str]] = (),
+    headers: Sequence[tuple[str, str]] = (),
     body: bytes = b"",
-    reason: Optional[str] = None,
+    reason: str | None = None,
 ) -> bytes:
     """Serialize a response head (and body, with Content-Length, unless 101)."""
     if reason is None:
@@ -359,9 +360,9 @@ def build_request(
     key: str,
     *,
     subprotocols: Sequence[str] = (),
-    extensions: Optional[str] = None,
-    origin: Optional[str] = None,
-    extra_headers: Sequence[Tuple[str, str]] = (),
+    extensions: str | None = None,
+    origin: str | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """Serialize the client's opening handshake (RFC 6455 §4.1)."""
     headers = [
@@ -385,7 +386,7 @@ def build_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def check_response(response: Response, key: str, subprotocols: Sequence[str] = ()) -> Optional[str]:
+def check_response(response: Response, key: str, subprotocols: Sequence[str] = ()) -> str | None:
     """Validate the server's answer (RFC 6455 §4.1); return the subprotocol.
 
     Raises:
@@ -409,4 +410,4 @@ def check_response(response: Response, key: str, subprotocols: Sequence[str] = (
     return chosen[0].strip()
 
 
-SubprotocolSelector = Callable[[Request, List[str]], Optional[str]]
+SubprotocolSelector = Callable[[Request, list[str]], Optional[str]]

@@ -18,7 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as ssl_module
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union, cast
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import (
+    Any,
+    Callable,
+    Optional,
+    Union,
+    cast,
+)
 
 from ._impl import codec
 from .connection import ConnectionClosed, Listener, WebSocket, WebSocketProtocol
@@ -26,13 +33,13 @@ from .deflate import DeflateConfig
 from .handshake import Request
 from .protocol import Connection, State
 
-__all__ = ["Server", "serve", "broadcast", "Response"]
+__all__ = ["Response", "Server", "broadcast", "serve"]
 
 log = logging.getLogger("fastframe.server")
 
 Handler = Union[Callable[[WebSocket], Awaitable[Any]], "type[Listener]"]
 #: process_request may answer a request itself: (status, headers, body).
-Response = Tuple[int, Sequence[Tuple[str, str]], bytes]
+Response = tuple[int, Sequence[tuple[str, str]], bytes]
 ProcessRequest = Callable[[Request], Optional[Response]]
 
 
@@ -43,12 +50,12 @@ class Server:
         self,
         handler: Handler,
         *,
-        connection_options: Dict[str, Any],
-        protocol_options: Dict[str, Any],
-        ping_interval: Optional[float],
-        ping_timeout: Optional[float],
-        open_timeout: Optional[float],
-        max_connections: Optional[int],
+        connection_options: dict[str, Any],
+        protocol_options: dict[str, Any],
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        open_timeout: float | None,
+        max_connections: int | None,
     ) -> None:
         self.handler = handler
         # Passed as they are to each connection's Connection and
@@ -61,11 +68,11 @@ class Server:
         self.open_timeout = open_timeout
         self.max_connections = max_connections
         self.loop = asyncio.get_running_loop()
-        self.protocols: Set[WebSocketProtocol] = set()
-        self.connections: Set[WebSocket] = set()
-        self.tasks: Set[asyncio.Task[Any]] = set()
-        self._server: Optional[asyncio.AbstractServer] = None
-        self._ticker: Optional[asyncio.TimerHandle] = None
+        self.protocols: set[WebSocketProtocol] = set()
+        self.connections: set[WebSocket] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._ticker: asyncio.TimerHandle | None = None
         self._closing = False
         self._port = 0
 
@@ -144,9 +151,8 @@ class Server:
                     proto.ping_sent = now
                     proto.conn.send_ping(proto.ping_payload)
                     proto.flush()
-            elif state is State.CLOSING:
-                if now - proto.close_started > self.close_timeout:
-                    proto.abort()
+            elif state is State.CLOSING and now - proto.close_started > self.close_timeout:
+                proto.abort()
         self._schedule_tick()
 
     def _schedule_tick(self) -> None:
@@ -157,7 +163,7 @@ class Server:
     # -- public ---------------------------------------------------------------------------
 
     @property
-    def sockets(self) -> Tuple[Any, ...]:
+    def sockets(self) -> tuple[Any, ...]:
         return tuple(getattr(self._server, "sockets", ())) if self._server else ()
 
     @property
@@ -173,7 +179,7 @@ class Server:
             await self.aclose()
             raise
 
-    def broadcast(self, message: Union[str, bytes], connections: Optional[Iterable[WebSocket]] = None) -> None:
+    def broadcast(self, message: str | bytes, connections: Iterable[WebSocket] | None = None) -> None:
         """Send ``message`` to every open connection (or those given).
 
         See :func:`broadcast`.
@@ -194,7 +200,7 @@ class Server:
         self.close()
         pending = [p.closed_future for p in self.protocols]
         if pending:
-            done, not_done = await asyncio.wait(pending, timeout=self.close_timeout)
+            await asyncio.wait(pending, timeout=self.close_timeout)
             for proto in list(self.protocols):
                 proto.abort()
         if self.tasks:
@@ -204,14 +210,14 @@ class Server:
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:  # noqa: PYI034 - typing.Self needs 3.11
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
 
-def broadcast(connections: Iterable[WebSocket], message: Union[str, bytes]) -> None:
+def broadcast(connections: Iterable[WebSocket], message: str | bytes) -> None:
     """Send one message to many connections without waiting for any of them.
 
     The frame is encoded once and written to every open connection as is:
@@ -233,10 +239,10 @@ def broadcast(connections: Iterable[WebSocket], message: Union[str, bytes]) -> N
 class _Serve:
     """``serve(...)`` is both awaitable and an async context manager."""
 
-    def __init__(self, handler: Handler, host: Optional[str], port: int, ssl: Optional[ssl_module.SSLContext],
-                 sock: Any, kw: Dict[str, Any]) -> None:
+    def __init__(self, handler: Handler, host: str | None, port: int, ssl: ssl_module.SSLContext | None,
+                 sock: Any, kw: dict[str, Any]) -> None:
         self._args = (handler, host, port, ssl, sock, kw)
-        self.server: Optional[Server] = None
+        self.server: Server | None = None
 
     async def _start(self) -> Server:
         handler, host, port, ssl, sock, kw = self._args
@@ -258,31 +264,31 @@ class _Serve:
     async def __aenter__(self) -> Server:
         return await self._start()
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self.server is not None:
             await self.server.aclose()
 
 
 def serve(
     handler: Handler,
-    host: Optional[str] = "127.0.0.1",
+    host: str | None = "127.0.0.1",
     port: int = 8080,
     *,
-    max_size: Optional[int] = 1 << 20,
-    compression: Optional[DeflateConfig] = DeflateConfig(),
-    subprotocols: Optional[List[str]] = None,
-    origins: Optional[List[str]] = None,
-    extra_headers: Optional[List[Tuple[str, str]]] = None,
-    process_request: Optional[ProcessRequest] = None,
-    ping_interval: Optional[float] = 20.0,
-    ping_timeout: Optional[float] = 20.0,
-    open_timeout: Optional[float] = 10.0,
+    max_size: int | None = 1 << 20,
+    compression: DeflateConfig | None = DeflateConfig(),
+    subprotocols: list[str] | None = None,
+    origins: list[str] | None = None,
+    extra_headers: list[tuple[str, str]] | None = None,
+    process_request: ProcessRequest | None = None,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
+    open_timeout: float | None = 10.0,
     close_timeout: float = 10.0,
-    max_connections: Optional[int] = None,
+    max_connections: int | None = None,
     write_limit: int = 64 * 1024,
-    max_write_buffer: Optional[int] = 16 * 1024 * 1024,
+    max_write_buffer: int | None = 16 * 1024 * 1024,
     max_queue: int = 32,
-    ssl: Optional[ssl_module.SSLContext] = None,
+    ssl: ssl_module.SSLContext | None = None,
     sock: Any = None,
 ) -> _Serve:
     """Start a WebSocket server; use as ``async with serve(...) as server``.
@@ -317,16 +323,16 @@ def serve(
         ssl: an ``ssl.SSLContext`` for wss://.
         sock: an already bound socket instead of host/port.
     """
-    kw = dict(
-        connection_options=dict(
-            max_message_size=max_size, compression=compression, subprotocols=subprotocols,
-            origins=origins, extra_headers=extra_headers, process_request=process_request,
-        ),
-        protocol_options=dict(
-            write_limit=write_limit, max_write_buffer=max_write_buffer, max_queue=max_queue,
-            close_timeout=close_timeout,
-        ),
-        ping_interval=ping_interval, ping_timeout=ping_timeout, open_timeout=open_timeout,
-        max_connections=max_connections,
-    )
+    kw = {
+        "connection_options": {
+            "max_message_size": max_size, "compression": compression, "subprotocols": subprotocols,
+            "origins": origins, "extra_headers": extra_headers, "process_request": process_request,
+        },
+        "protocol_options": {
+            "write_limit": write_limit, "max_write_buffer": max_write_buffer, "max_queue": max_queue,
+            "close_timeout": close_timeout,
+        },
+        "ping_interval": ping_interval, "ping_timeout": ping_timeout, "open_timeout": open_timeout,
+        "max_connections": max_connections,
+    }
     return _Serve(handler, host, port, ssl, sock, kw)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Opcode", "CloseCode", "CONTROL_OPCODES", "DATA_OPCODES"]
+__all__ = ["CONTROL_OPCODES", "DATA_OPCODES", "CloseCode", "Opcode"]
 
 
 class Opcode(enum.IntEnum):

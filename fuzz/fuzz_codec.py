@@ -12,7 +12,7 @@ finding.  ``scripts/sanitize.sh`` runs this under AddressSanitizer + UBSan.
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 import atheris
 
@@ -23,7 +23,7 @@ from fastframe.exceptions import InvalidUTF8, ProtocolError
 LIMITS = [0, 1, 125, 126, 65535, 65536, 1 << 20, None]
 
 
-def parse(impl: Any, chunks: List[bytes], kw: dict) -> Tuple[list, Optional[Tuple[type, int]]]:
+def parse(impl: Any, chunks: list[bytes], kw: dict) -> tuple[list, tuple[type, int] | None]:
     p = impl.FrameParser(**kw)
     out: list = []
     try:
@@ -35,7 +35,7 @@ def parse(impl: Any, chunks: List[bytes], kw: dict) -> Tuple[list, Optional[Tupl
     return out, None
 
 
-def utf8(impl: Any, chunks: List[bytes]) -> Tuple[bool, int]:
+def utf8(impl: Any, chunks: list[bytes]) -> tuple[bool, int]:
     v = impl.Utf8Validator()
     for i, c in enumerate(chunks):
         try:
@@ -47,11 +47,11 @@ def utf8(impl: Any, chunks: List[bytes]) -> Tuple[bool, int]:
 
 def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
-    kw = dict(
-        expect_mask=fdp.ConsumeBool(),
-        allow_rsv1=fdp.ConsumeBool(),
-        max_frame_size=LIMITS[fdp.ConsumeIntInRange(0, len(LIMITS) - 1)],
-    )
+    kw = {
+        "expect_mask": fdp.ConsumeBool(),
+        "allow_rsv1": fdp.ConsumeBool(),
+        "max_frame_size": LIMITS[fdp.ConsumeIntInRange(0, len(LIMITS) - 1)],
+    }
     ncuts = fdp.ConsumeIntInRange(0, 8)
     cuts = sorted(fdp.ConsumeIntInRange(0, 4096) for _ in range(ncuts))
     body = fdp.ConsumeBytes(fdp.remaining_bytes())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import zlib
 from types import ModuleType
-from typing import List, Optional, Tuple
 
 import pytest
 
@@ -151,7 +150,7 @@ def test_client_fails_bad_response(response: str) -> None:
 # -- round trips through two Connections ---------------------------------------------------------
 
 
-def pump(a: Connection, b: Connection) -> Tuple[list, list]:
+def pump(a: Connection, b: Connection) -> tuple[list, list]:
     """Move bytes both ways until quiet; return the events each side saw."""
     ea: list = []
     eb: list = []
@@ -167,7 +166,7 @@ def pump(a: Connection, b: Connection) -> Tuple[list, list]:
     return ea, eb
 
 
-def pair(server_cfg: Optional[DeflateConfig], client_cfg: Optional[DeflateConfig], **kw: object) -> Tuple[Connection, Connection]:
+def pair(server_cfg: DeflateConfig | None, client_cfg: DeflateConfig | None, **kw: object) -> tuple[Connection, Connection]:
     s = Connection(compression=server_cfg, **kw)  # type: ignore[arg-type]
     c = Connection(client=True, compression=client_cfg, **kw)  # type: ignore[arg-type]
     c.connect("localhost", "/")
@@ -187,7 +186,7 @@ MODES = list(
 
 
 @pytest.mark.parametrize("snct, cnct, smwb, cmwb", MODES)
-def test_round_trip_in_every_mode(snct: bool, cnct: bool, smwb: Optional[int], cmwb: Optional[int]) -> None:
+def test_round_trip_in_every_mode(snct: bool, cnct: bool, smwb: int | None, cmwb: int | None) -> None:
     cfg = DeflateConfig(snct, cnct, smwb, cmwb)
     s, c = pair(cfg, cfg)
     assert s.compressed and c.compressed
@@ -230,7 +229,7 @@ def compressed_fragments(data: bytes, n: int, op: int = Opcode.BINARY) -> bytes:
     )
 
 
-def server_with_deflate(limit: Optional[int] = 1 << 20) -> Connection:
+def server_with_deflate(limit: int | None = 1 << 20) -> Connection:
     params = DeflateParams()
     return Connection(handshake=False, max_message_size=limit, deflate=PerMessageDeflate(params, client=False))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,7 +34,7 @@ GOOD = (
 )
 
 
-def parse_all_ways(data: bytes) -> Tuple[Request, bytes]:
+def parse_all_ways(data: bytes) -> tuple[Request, bytes]:
     """Whole, byte by byte, and with trailing bytes: all must agree."""
     whole = RequestParser().feed_request(data)
     assert whole is not None
@@ -164,7 +162,7 @@ def test_limits_header_count() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300), st.lists(st.integers(0, 300), max_size=5))
-def test_fuzz_request_parser_only_raises_handshake_error(data: bytes, cuts: List[int]) -> None:
+def test_fuzz_request_parser_only_raises_handshake_error(data: bytes, cuts: list[int]) -> None:
     p = RequestParser()
     prev = 0
     try:
@@ -209,7 +207,7 @@ def test_build_response_refuses_header_injection() -> None:
 # -- §4.1 client side --------------------------------------------------------------
 
 
-def response_for(key: str, extra: bytes = b"") -> Optional[Tuple[Response, bytes]]:
+def response_for(key: str, extra: bytes = b"") -> tuple[Response, bytes] | None:
     data = (
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n" + extra + b"\r\n"

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import NO_EXTENSIONS, load_c
 
 import fastframe
-from conftest import NO_EXTENSIONS, load_c
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,7 +60,7 @@ def test_no_extensions_env_zero_means_unset() -> None:
 
 def test_only_impl_module_imports_codecs() -> None:
     """Convention: only _impl.py chooses; no other module imports a codec."""
-    pkg = os.path.join(ROOT, "fastframe")
+    pkg = os.path.dirname(fastframe.__file__)  # the package under test, installed or not
     for name in os.listdir(pkg):
         if not name.endswith(".py") or name in ("_impl.py", "_codec_py.py"):
             continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, List
+from typing import Any
 
 import pytest
 
@@ -26,7 +26,7 @@ CASES = [
 ]
 
 
-def ws_parse(data: bytes, mask: bool) -> List[Any]:
+def ws_parse(data: bytes, mask: bool) -> list[Any]:
     reader = StreamReader()
     reader.feed_data(data)
     reader.feed_eof()

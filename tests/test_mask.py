@@ -13,7 +13,7 @@ def reference_mask(data: bytes, key: bytes) -> bytes:
 
 
 KEY = b"\x37\xfa\x21\x3d"
-SIZES = list(range(0, 80)) + [125, 126, 127, 255, 256, 1023, 1024, 4095, 65535, 65536, 100003]
+SIZES = list(range(80)) + [125, 126, 127, 255, 256, 1023, 1024, 4095, 65535, 65536, 100003]
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -8,7 +8,7 @@ after the same frames.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,7 +22,7 @@ CONTROL_OPS = [8, 9, 10]
 
 
 @st.composite
-def frame_specs(draw: Any) -> Tuple[int, bytes, bool, bool]:
+def frame_specs(draw: Any) -> tuple[int, bytes, bool, bool]:
     op = draw(st.sampled_from(DATA_OPS + CONTROL_OPS))
     if op >= 8:
         payload = draw(st.binary(max_size=125))
@@ -36,7 +36,7 @@ def frame_specs(draw: Any) -> Tuple[int, bytes, bool, bool]:
     return op, payload, fin, rsv1
 
 
-def chunked(data: bytes, cuts: List[int]) -> List[bytes]:
+def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     out, prev = [], 0
     for p in points + [len(data)]:
@@ -45,9 +45,9 @@ def chunked(data: bytes, cuts: List[int]) -> List[bytes]:
     return out
 
 
-def run(impl: ModuleType, chunks: List[bytes], **kw: Any) -> Tuple[List[Any], Optional[Tuple[type, int]]]:
+def run(impl: ModuleType, chunks: list[bytes], **kw: Any) -> tuple[list[Any], tuple[type, int] | None]:
     p = impl.FrameParser(**kw)
-    frames: List[Any] = []
+    frames: list[Any] = []
     try:
         for c in chunks:
             frames += p.feed(c)
@@ -57,7 +57,7 @@ def run(impl: ModuleType, chunks: List[bytes], **kw: Any) -> Tuple[List[Any], Op
     return [astuple(f) for f in frames], None
 
 
-def astuple(f: Any) -> Tuple[Any, ...]:
+def astuple(f: Any) -> tuple[Any, ...]:
     return (int(f.opcode), f.payload, f.fin, f.rsv1, f.rsv2, f.rsv3)
 
 
@@ -72,8 +72,8 @@ def astuple(f: Any) -> Tuple[Any, ...]:
 def test_valid_streams_agree(
     c_impl: ModuleType,
     py_impl: ModuleType,
-    specs: List[Tuple[int, bytes, bool, bool]],
-    cuts: List[int],
+    specs: list[tuple[int, bytes, bool, bool]],
+    cuts: list[int],
     masked: bool,
     allow_rsv1: bool,
     key: bytes,
@@ -88,7 +88,7 @@ def test_valid_streams_agree(
     )
     assert stream == py_stream
     chunks = chunked(stream, cuts)
-    kw = dict(expect_mask=masked, allow_rsv1=allow_rsv1, max_frame_size=None)
+    kw = {"expect_mask": masked, "allow_rsv1": allow_rsv1, "max_frame_size": None}
     c_res = run(c_impl, chunks, **kw)
     py_res = run(py_impl, chunks, **kw)
     assert c_res == py_res
@@ -109,13 +109,13 @@ def test_garbage_agrees(
     c_impl: ModuleType,
     py_impl: ModuleType,
     data: bytes,
-    cuts: List[int],
+    cuts: list[int],
     expect_mask: bool,
     allow_rsv1: bool,
-    max_frame_size: Optional[int],
+    max_frame_size: int | None,
 ) -> None:
     chunks = chunked(data, cuts)
-    kw = dict(expect_mask=expect_mask, allow_rsv1=allow_rsv1, max_frame_size=max_frame_size)
+    kw = {"expect_mask": expect_mask, "allow_rsv1": allow_rsv1, "max_frame_size": max_frame_size}
     assert run(c_impl, chunks, **kw) == run(py_impl, chunks, **kw)
 
 
@@ -130,7 +130,7 @@ def test_mask_agrees(c_impl: ModuleType, py_impl: ModuleType, data: bytes, key: 
     assert a == b
 
 
-def utf8_result(impl: ModuleType, chunks: List[bytes]) -> Tuple[bool, int]:
+def utf8_result(impl: ModuleType, chunks: list[bytes]) -> tuple[bool, int]:
     v = impl.Utf8Validator()
     for i, c in enumerate(chunks):
         try:
@@ -152,7 +152,7 @@ utf8ish = st.lists(
 
 @SETTINGS
 @given(parts=utf8ish, cuts=st.lists(st.integers(0, 200), max_size=6))
-def test_utf8_agrees(c_impl: ModuleType, py_impl: ModuleType, parts: List[bytes], cuts: List[int]) -> None:
+def test_utf8_agrees(c_impl: ModuleType, py_impl: ModuleType, parts: list[bytes], cuts: list[int]) -> None:
     data = b"".join(parts)
     chunks = chunked(data, cuts)
     assert c_impl.validate_utf8(data) == py_impl.validate_utf8(data)
@@ -175,7 +175,7 @@ def test_utf8_agrees(c_impl: ModuleType, py_impl: ModuleType, parts: List[bytes]
     key=st.none() | st.binary(min_size=4, max_size=4),
 )
 def test_encode_agrees(
-    c_impl: ModuleType, py_impl: ModuleType, op: int, payload: bytes, fin: bool, rsv1: bool, key: Optional[bytes]
+    c_impl: ModuleType, py_impl: ModuleType, op: int, payload: bytes, fin: bool, rsv1: bool, key: bytes | None
 ) -> None:
     def enc(impl: ModuleType) -> Any:
         try:

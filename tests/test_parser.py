@@ -8,25 +8,25 @@ from __future__ import annotations
 
 import struct
 from types import ModuleType
-from typing import Any, List, Tuple
+from typing import Any
 
 import pytest
 
 from fastframe import Opcode, PayloadTooBig, ProtocolError
 
 KEY = b"\x37\xfa\x21\x3d"
-T = Tuple[Any, ...]
+T = tuple[Any, ...]
 
 
 def astuple(f: Any) -> T:
     return (int(f.opcode), f.payload, f.fin, f.rsv1, f.rsv2, f.rsv3)
 
 
-def feed_all_ways(impl: ModuleType, data: bytes, **kw: Any) -> List[T]:
+def feed_all_ways(impl: ModuleType, data: bytes, **kw: Any) -> list[T]:
     """Parse ``data`` whole, byte by byte and with trailing bytes; all must agree."""
     whole = impl.FrameParser(**kw).feed(data)
     p = impl.FrameParser(**kw)
-    bytewise: List[Any] = []
+    bytewise: list[Any] = []
     for i in range(len(data)):
         bytewise += p.feed(data[i : i + 1])
     # Trailing bytes: the first byte of another frame is kept, not returned.
@@ -97,7 +97,7 @@ def test_client_receives_rfc_64k_binary(impl: ModuleType) -> None:
     p = impl.FrameParser(expect_mask=False)
     assert [astuple(f) for f in p.feed(data)] == [(2, payload, True, False, False, False)]
     p = impl.FrameParser(expect_mask=False)
-    out: List[Any] = []
+    out: list[Any] = []
     for i in range(0, len(data), 7):
         out += p.feed(data[i : i + 7])
     assert [astuple(f) for f in out] == [(2, payload, True, False, False, False)]

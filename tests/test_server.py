@@ -14,7 +14,8 @@ import ssl
 import subprocess
 import sys
 import time
-from typing import Any, Awaitable, Callable, List, Optional
+from collections.abc import Awaitable
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 60))  # type: ignore[arg-type]
 
 
-async def raw_open(port: int) -> "tuple[asyncio.StreamReader, asyncio.StreamWriter]":
+async def raw_open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     r, w = await asyncio.open_connection("127.0.0.1", port)
     w.write(UPGRADE)
     head = await r.readuntil(b"\r\n\r\n")
@@ -49,7 +50,7 @@ async def raw_open(port: int) -> "tuple[asyncio.StreamReader, asyncio.StreamWrit
 
 
 @pytest.mark.parametrize("compression", [None, DeflateConfig()], ids=["plain", "deflate"])
-def test_fastframe_client_echo(compression: Optional[DeflateConfig]) -> None:
+def test_fastframe_client_echo(compression: DeflateConfig | None) -> None:
     async def go() -> None:
         async with serve(echo, "127.0.0.1", 0) as server:
             async with connect(f"ws://127.0.0.1:{server.port}/x?y=1", compression=compression) as ws:
@@ -99,7 +100,7 @@ def test_aiohttp_client_echo() -> None:
 
 
 def test_request_path_headers_subprotocol_and_ids() -> None:
-    seen: List[Any] = []
+    seen: list[Any] = []
 
     async def handler(ws: Any) -> None:
         seen.append((ws.path, ws.headers.get("X-Test"), ws.subprotocol, ws.id, ws.remote_address[0]))
@@ -359,7 +360,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_cli(*args: str) -> "tuple[subprocess.Popen[str], int]":
+def start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "fastframe", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
@@ -415,7 +416,7 @@ def test_cli_client_fails_clearly() -> None:
 
 
 def test_listener_callback_api() -> None:
-    events: List[Any] = []
+    events: list[Any] = []
 
     class Echo(fastframe.Listener):
         def on_open(self, ws: Any) -> None:
@@ -463,7 +464,7 @@ def test_cli_bench_prints_a_table_and_json(tmp_path: Any) -> None:
 
 
 def test_listener_gets_frames_sent_with_the_handshake() -> None:
-    got: List[Any] = []
+    got: list[Any] = []
 
     class Keep(fastframe.Listener):
         def on_message(self, ws: Any, message: Any) -> None:
@@ -487,7 +488,11 @@ def test_client_close_gives_up_after_close_timeout() -> None:
         # A "server" that completes the handshake and then never answers.
         async def mute(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             head = await r.readuntil(b"\r\n\r\n")
-            key = [l.split(b": ")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
+            key = next(
+                line.split(b": ")[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key")
+            )
             from fastframe.handshake import accept_key
 
             w.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

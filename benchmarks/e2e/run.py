@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -34,7 +34,7 @@ BUILD = os.path.join(HERE, ".build")
 CLIENT = os.path.join(BUILD, "loadclient")
 
 #: (connections, in flight per connection, message size)
-SCENARIOS: Dict[str, Tuple[int, int, int]] = {
+SCENARIOS: dict[str, tuple[int, int, int]] = {
     "1x1 64B": (1, 1, 64),
     "1x1 4KiB": (1, 1, 4096),
     "50x1 64B": (50, 1, 64),
@@ -75,7 +75,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / tick
 
 
-def available(server: str) -> Optional[str]:
+def available(server: str) -> str | None:
     """None if the server can run here, else why not."""
     import importlib.util
 
@@ -97,14 +97,15 @@ def available(server: str) -> Optional[str]:
     return None
 
 
-def start_server(server: str, port: int, cpu: Optional[int]) -> subprocess.Popen:
+def start_server(server: str, port: int, cpu: int | None) -> subprocess.Popen:
     env = dict(os.environ)
     env.pop("FASTFRAME_NO_EXTENSIONS", None)
     if server == "node-ws":
         cmd = ["node", "-e", (
-            "const W=require('ws');const s=new W.Server({host:'127.0.0.1',port:%d,perMessageDeflate:false});"
+            "const W=require('ws');"
+            f"const s=new W.Server({{host:'127.0.0.1',port:{port},perMessageDeflate:false}});"
             "s.on('listening',()=>console.log('listening'));"
-            "s.on('connection',ws=>ws.on('message',(d,b)=>ws.send(d,{binary:b})));" % port)]
+            "s.on('connection',ws=>ws.on('message',(d,b)=>ws.send(d,{binary:b})));")]
         env["NODE_PATH"] = os.path.join(ROOT, "tests", "js", "node_modules")
     else:
         lib = server.split("-")[0]
@@ -125,7 +126,7 @@ def start_server(server: str, port: int, cpu: Optional[int]) -> subprocess.Popen
 
 
 def run_client(port: int, conns: int, inflight: int, size: int, seconds: float, warmup: float,
-               cpu: Optional[int]) -> Dict[str, Any]:
+               cpu: int | None) -> dict[str, Any]:
     cmd = [CLIENT, "127.0.0.1", str(port), str(conns), str(inflight), str(size), str(seconds), str(warmup)]
     if cpu is not None and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(cpu)] + cmd
@@ -137,13 +138,13 @@ def run_client(port: int, conns: int, inflight: int, size: int, seconds: float, 
 
 @dataclass
 class Result:
-    samples: List[Dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
 
     def median(self, key: str) -> float:
         return statistics.median(s[key] for s in self.samples)
 
 
-def measure(server: str, scenario: str, seconds: float) -> Dict[str, Any]:
+def measure(server: str, scenario: str, seconds: float) -> dict[str, Any]:
     conns, inflight, size = SCENARIOS[scenario]
     same_core = conns == 1
     server_cpu, client_cpu = (0, 0) if same_core else (0, 1)
@@ -170,7 +171,7 @@ def measure(server: str, scenario: str, seconds: float) -> Dict[str, Any]:
             proc.kill()
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 s runs, 1 repeat")
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -190,7 +191,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             servers.append(s)
     scenarios = args.scenarios.split(",")
-    results: Dict[str, Dict[str, Result]] = {sc: {s: Result() for s in servers} for sc in scenarios}
+    results: dict[str, dict[str, Result]] = {sc: {s: Result() for s in servers} for sc in scenarios}
     for sc in scenarios:
         for rep in range(args.repeats):
             order = servers[rep % len(servers):] + servers[: rep % len(servers)]
@@ -201,7 +202,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     sys.stderr.write("\r\033[K")
     print(f"# {args.seconds:g} s per run, median of {args.repeats} interleaved repeats; "
           "ratios against picows from the same run")
-    out: Dict[str, Any] = {"seconds": args.seconds, "repeats": args.repeats, "scenarios": {}}
+    out: dict[str, Any] = {"seconds": args.seconds, "repeats": args.repeats, "scenarios": {}}
     for sc in scenarios:
         print(f"\n{sc} (connections x in flight, size)")
         print(f"  {'server':13s} {'msgs/s':>10s} {'vs picows':>9s} {'p50 us':>8s} {'p99 us':>8s} "

@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable
 
 from . import peers
 
@@ -30,8 +30,8 @@ class Scenario:
     label: str
     unit: str  # what one call processes: "frames", "bytes", ...
     per_call: float  # units per call
-    works: Dict[str, Callable[[], Any]]
-    results: Dict[str, float] = field(default_factory=dict)  # name -> seconds per call
+    works: dict[str, Callable[[], Any]]
+    results: dict[str, float] = field(default_factory=dict)  # name -> seconds per call
 
 
 def _calibrate(work: Callable[[], Any]) -> int:
@@ -46,9 +46,9 @@ def _calibrate(work: Callable[[], Any]) -> int:
         n = max(n * 2, int(n * MIN_REPEAT_S / max(dt, 1e-9) * 1.2))
 
 
-def run_scenario(s: Scenario, repeats: int, progress: Optional[Callable[[str], None]] = None) -> None:
+def run_scenario(s: Scenario, repeats: int, progress: Callable[[str], None] | None = None) -> None:
     loops = {name: _calibrate(w) for name, w in s.works.items()}
-    samples: Dict[str, List[float]] = {name: [] for name in s.works}
+    samples: dict[str, list[float]] = {name: [] for name in s.works}
     names = list(s.works)
     gc.disable()
     try:
@@ -80,8 +80,8 @@ def _stream_count(size: int) -> int:
     return max(16, (64 << 10) // (size + 6))
 
 
-def build(quick: bool = False, only: Optional[str] = None) -> List[Scenario]:
-    out: List[Scenario] = []
+def build(quick: bool = False, only: str | None = None) -> list[Scenario]:
+    out: list[Scenario] = []
     sizes_mask = [16, 1024, 65536] if quick else SIZES_MASK
     sizes_frame = [16, 1024, 65536] if quick else SIZES_FRAME
 
@@ -138,7 +138,7 @@ def _rate(s: Scenario, sec: float) -> str:
     return f"{per_s / 1e6:,.2f} M{s.unit}/s"
 
 
-def report(scenarios: List[Scenario], base: str = "fastframe-c") -> str:
+def report(scenarios: list[Scenario], base: str = "fastframe-c") -> str:
     lines = []
     for s in scenarios:
         lines.append(f"\n{s.group}: {s.label}")
@@ -150,7 +150,7 @@ def report(scenarios: List[Scenario], base: str = "fastframe-c") -> str:
     return "\n".join(lines)
 
 
-def to_json(scenarios: List[Scenario], meta: Dict[str, Any]) -> Dict[str, Any]:
+def to_json(scenarios: list[Scenario], meta: dict[str, Any]) -> dict[str, Any]:
     return {
         "meta": meta,
         "scenarios": [
@@ -161,7 +161,7 @@ def to_json(scenarios: List[Scenario], meta: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def main(argv: Optional[List[str]] = None, plot_path: Optional[str] = None) -> int:
+def main(argv: list[str] | None = None, plot_path: str | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     ap.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 7, quick 3)")
@@ -203,13 +203,13 @@ if __name__ == "__main__":
 PEERS = ["picows", "aiohttp", "websockets", "wsproto"]
 
 
-def missing_peers() -> List[str]:
+def missing_peers() -> list[str]:
     import importlib.util
 
     return [p for p in PEERS if importlib.util.find_spec(p) is None]
 
 
-def plot(scenarios: List[Scenario], path: str, base: str = "fastframe-c") -> None:
+def plot(scenarios: list[Scenario], path: str, base: str = "fastframe-c") -> None:
     """Bar charts, one panel per group: each library's speed relative to
     ``base`` (= 1, higher is faster), per scenario."""
     try:
@@ -219,16 +219,16 @@ def plot(scenarios: List[Scenario], path: str, base: str = "fastframe-c") -> Non
         import matplotlib.pyplot as plt
     except ImportError:
         raise SystemExit("--plot needs matplotlib: pip install 'fastframe[plot]'") from None
-    groups: List[str] = []
+    groups: list[str] = []
     for s in scenarios:
         if s.group not in groups:
             groups.append(s.group)
-    colours: Dict[str, Any] = {}
+    colours: dict[str, Any] = {}
     palette = plt.get_cmap("tab10")
     fig, axes = plt.subplots(len(groups), 1, figsize=(11, 3.2 * len(groups)), squeeze=False)
     for ax, group in zip(axes[:, 0], groups):
         rows = [s for s in scenarios if s.group == group and base in s.results]
-        libs: List[str] = []
+        libs: list[str] = []
         for s in rows:
             for name in s.results:
                 if name not in libs:
@@ -264,7 +264,7 @@ def plot_json(json_path: str, png_path: str) -> None:
     plot(scenarios, png_path)
 
 
-def bench_main(argv: Optional[List[str]] = None) -> int:
+def bench_main(argv: list[str] | None = None) -> int:
     """``python -m fastframe bench``: quick by default, ``--full`` for every size."""
     ap = argparse.ArgumentParser(prog="python -m fastframe bench", description="codec benchmark beside the peers")
     ap.add_argument("--full", action="store_true", help="every size and 7 repeats (about 10 minutes)")

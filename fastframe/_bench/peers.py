@@ -11,22 +11,22 @@ import asyncio
 import collections
 import importlib
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable
 
 Work = Callable[[], Any]
 KEY = b"\x37\xfa\x21\x3d"
 
 
-def _try(name: str) -> Optional[Any]:
+def _try(name: str) -> Any | None:
     try:
         return importlib.import_module(name)
     except ImportError:
         return None
 
 
-def fastframe_codecs() -> Dict[str, Any]:
+def fastframe_codecs() -> dict[str, Any]:
     """The compiled core and the pure twin, imported directly, side by side."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     c = _try("fastframe._codec_c")
     if c is not None:
         out["fastframe-c"] = c
@@ -34,7 +34,7 @@ def fastframe_codecs() -> Dict[str, Any]:
     return out
 
 
-def library_versions() -> Dict[str, str]:
+def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
@@ -49,9 +49,9 @@ def library_versions() -> Dict[str, str]:
 # ------------------------------------------------------------------ masking
 
 
-def mask_impls() -> Dict[str, Callable[[bytearray], Work]]:
+def mask_impls() -> dict[str, Callable[[bytearray], Work]]:
     """name -> (buffer -> work that masks it in place)."""
-    impls: Dict[str, Callable[[bytearray], Work]] = {}
+    impls: dict[str, Callable[[bytearray], Work]] = {}
     for name, mod in fastframe_codecs().items():
         impls[name] = lambda buf, m=mod: (lambda: m.mask_inplace(buf, KEY))
     aio = _try("aiohttp._websocket.mask")
@@ -69,8 +69,8 @@ def mask_impls() -> Dict[str, Callable[[bytearray], Work]]:
     return impls
 
 
-def apply_mask_impls() -> Dict[str, Callable[[bytes], Work]]:
-    impls: Dict[str, Callable[[bytes], Work]] = {}
+def apply_mask_impls() -> dict[str, Callable[[bytes], Work]]:
+    impls: dict[str, Callable[[bytes], Work]] = {}
     for name, mod in fastframe_codecs().items():
         impls[name] = lambda data, m=mod: (lambda: m.apply_mask(data, KEY))
     sp = _try("websockets.speedups")
@@ -93,18 +93,18 @@ def masked_stream(size: int, count: int) -> bytes:
     return _codec_py.encode_frame(2, bytes(size), mask=KEY) * count
 
 
-def chunks_of(data: bytes, chunk: Optional[int]) -> List[bytes]:
+def chunks_of(data: bytes, chunk: int | None) -> list[bytes]:
     if chunk is None:
         return [data]
     return [data[i : i + chunk] for i in range(0, len(data), chunk)]
 
 
-def parse_impls() -> Dict[str, Callable[[List[bytes], int], Work]]:
+def parse_impls() -> dict[str, Callable[[list[bytes], int], Work]]:
     """name -> (chunks, frames expected -> work that parses them, as a server)."""
-    impls: Dict[str, Callable[[List[bytes], int], Work]] = {}
+    impls: dict[str, Callable[[list[bytes], int], Work]] = {}
     for name, mod in fastframe_codecs().items():
 
-        def make(chunks: List[bytes], n: int, m: Any = mod) -> Work:
+        def make(chunks: list[bytes], n: int, m: Any = mod) -> Work:
             def work() -> None:
                 p = m.FrameParser(expect_mask=True, max_frame_size=None)
                 got = 0
@@ -126,7 +126,7 @@ def parse_impls() -> Dict[str, Callable[[List[bytes], int], Work]]:
     return impls
 
 
-def _aiohttp_parse(chunks: List[bytes], n: int) -> Work:
+def _aiohttp_parse(chunks: list[bytes], n: int) -> Work:
     from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 
     class Protocol:
@@ -152,7 +152,7 @@ def _aiohttp_parse(chunks: List[bytes], n: int) -> Work:
     return work
 
 
-def _websockets_parse(chunks: List[bytes], n: int) -> Work:
+def _websockets_parse(chunks: list[bytes], n: int) -> Work:
     from websockets.frames import Frame
     from websockets.streams import StreamReader
 
@@ -176,7 +176,7 @@ def _websockets_parse(chunks: List[bytes], n: int) -> Work:
     return work
 
 
-def _wsproto_parse(chunks: List[bytes], n: int) -> Work:
+def _wsproto_parse(chunks: list[bytes], n: int) -> Work:
     from wsproto.frame_protocol import FrameDecoder
 
     def work() -> None:
@@ -261,10 +261,10 @@ class _PicowsHarness:
         self.loop.close()
 
 
-_picows: Optional[_PicowsHarness] = None
+_picows: _PicowsHarness | None = None
 
 
-def _picows_parse(chunks: List[bytes], n: int) -> Work:
+def _picows_parse(chunks: list[bytes], n: int) -> Work:
     global _picows
     if _picows is None:
         _picows = _PicowsHarness()
@@ -282,13 +282,13 @@ def _picows_parse(chunks: List[bytes], n: int) -> Work:
 # ------------------------------------------------------------------ encoding
 
 
-def encode_impls() -> Dict[str, Callable[[bytes, bool], Work]]:
+def encode_impls() -> dict[str, Callable[[bytes, bool], Work]]:
     """name -> (payload, masked -> work that encodes one binary frame).
 
     picows cannot build a frame without handing it to a transport, so every
     library hands its frame to the same C-level sink (``deque.append``).
     """
-    impls: Dict[str, Callable[[bytes, bool], Work]] = {}
+    impls: dict[str, Callable[[bytes, bool], Work]] = {}
     for name, mod in fastframe_codecs().items():
 
         def make(payload: bytes, masked: bool, m: Any = mod) -> Work:
@@ -398,7 +398,7 @@ def _wsproto_encode(payload: bytes, masked: bool) -> Work:
 # ------------------------------------------------------------------ UTF-8
 
 
-def utf8_corpora() -> Dict[str, bytes]:
+def utf8_corpora() -> dict[str, bytes]:
     size = 64 * 1024
     ascii_ = (b"The quick brown fox jumps over the lazy dog. " * 2000)[:size]
     mixed = ("Grüße, κόσμε, привет, 你好 — ok. " * 2000).encode()[:size]
@@ -412,15 +412,15 @@ def utf8_corpora() -> Dict[str, bytes]:
     return {"ascii": ascii_, "mixed": mixed, "4-byte": four}
 
 
-def utf8_impls() -> Dict[str, Callable[[bytes], Work]]:
-    impls: Dict[str, Callable[[bytes], Work]] = {}
+def utf8_impls() -> dict[str, Callable[[bytes], Work]]:
+    impls: dict[str, Callable[[bytes], Work]] = {}
     for name, mod in fastframe_codecs().items():
         impls[name] = lambda data, m=mod: (lambda: m.validate_utf8(data))
     impls["bytes.decode"] = lambda data: (lambda: data.decode("utf-8"))
     return impls
 
 
-def cpu_pressure() -> Optional[str]:
+def cpu_pressure() -> str | None:
     try:
         with open("/proc/pressure/cpu") as f:
             return f.readline().strip()
@@ -428,7 +428,7 @@ def cpu_pressure() -> Optional[str]:
         return None
 
 
-def machine() -> Dict[str, Any]:
+def machine() -> dict[str, Any]:
     import platform
 
     cpu = "unknown"
