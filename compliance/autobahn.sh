@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Autobahn|Testsuite against fastframe's echo server (server mode).
 #
-#   bash compliance/autobahn.sh [fast|full] [c|py|both] [server|client]
+#   bash compliance/autobahn.sh [fast|full] [c|py|both] [server|client|uvicorn]
 #                                     (default: fast both server)
 #
 # fast = every case except 9.* (large messages), 12.* and 13.* (compression).
 # server: wstest -m fuzzingclient against `python -m fastframe serve --mode echo`;
-# client: compliance/client.py against wstest -m fuzzingserver.
+# client: compliance/client.py against wstest -m fuzzingserver;
+# uvicorn: wstest -m fuzzingclient against uvicorn serving a Starlette echo app
+# (compliance/asgi_echo.py) with --ws fastframe.uvicorn:Protocol.
 # Installs autobahntestsuite 25.10.1 into a Python 2.7 virtualenv under
 # .autobahn/ (pyenv's 2.7 interpreter, virtualenv<20.22), starts
 # `python -m fastframe serve --mode echo` on an ephemeral port for each
@@ -82,23 +84,30 @@ status=0
 for impl in $IMPLS; do
     port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     if [[ $impl == py ]]; then export FASTFRAME_NO_EXTENSIONS=1; else unset FASTFRAME_NO_EXTENSIONS; fi
-    "$PY" -m fastframe serve --mode echo --host 127.0.0.1 --port "$port" --log-level WARNING &
+    if [[ $SIDE == uvicorn ]]; then
+        agent=uvicorn-fastframe-$impl
+        "$PY" -m uvicorn asgi_echo:app --app-dir "$ROOT/compliance" --ws fastframe.uvicorn:Protocol \
+            --host 127.0.0.1 --port "$port" --log-level warning &
+    else
+        agent=fastframe-$impl
+        "$PY" -m fastframe serve --mode echo --host 127.0.0.1 --port "$port" --log-level WARNING &
+    fi
     server=$!
     trap 'kill $server 2>/dev/null || true' EXIT
     for _ in $(seq 50); do
         (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break
         sleep 0.1
     done
-    out=$AB/reports/$impl
+    out=$AB/reports/$agent
     rm -rf "$out"; mkdir -p "$out"
     cat > "$AB/spec-$impl.json" <<JSON
-{"outdir": "$out", "servers": [{"agent": "fastframe-$impl", "url": "ws://127.0.0.1:$port/"}],
+{"outdir": "$out", "servers": [{"agent": "$agent", "url": "ws://127.0.0.1:$port/"}],
  "cases": $cases, "exclude-cases": $exclude, "exclude-agent-cases": {}}
 JSON
     (cd "$AB" && "$AB/venv27/bin/wstest" -m fuzzingclient -s "$AB/spec-$impl.json" > "$AB/wstest-$impl.log" 2>&1)
     kill $server 2>/dev/null || true
     wait $server 2>/dev/null || true
     unset FASTFRAME_NO_EXTENSIONS
-    "$PY" "$ROOT/compliance/summary.py" "$out/index.json" "fastframe-$impl" || status=1
+    "$PY" "$ROOT/compliance/summary.py" "$out/index.json" "$agent" || status=1
 done
 exit $status

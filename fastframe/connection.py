@@ -17,13 +17,13 @@ import itertools
 import logging
 import threading
 from collections import deque
-from typing import Any, Callable, Deque, List, Optional, Tuple, Union
+from typing import Any, Callable, Union
 
-from .exceptions import FastFrameError, LocalProtocolError
+from .exceptions import FastFrameError
 from .handshake import Headers, Request
 from .protocol import Closed, Connection, Message, Opened, Ping, Pong, Rejected, State
 
-__all__ = ["ConnectionClosed", "Listener", "WebSocket", "WebSocketProtocol", "READ_SIZE"]
+__all__ = ["READ_SIZE", "ConnectionClosed", "Listener", "WebSocket", "WebSocketProtocol"]
 
 log = logging.getLogger("fastframe")
 
@@ -36,6 +36,14 @@ _ids = itertools.count(1)
 # The read buffer shared by the connections of a thread's event loop: one
 # loop runs in a thread at a time and parses each read before the next.
 _local = threading.local()
+
+
+def shared_read_buffer() -> memoryview:
+    """This thread's read buffer (READ_SIZE bytes), for BufferedProtocol.get_buffer."""
+    buf: memoryview | None = getattr(_local, "read_buffer", None)
+    if buf is None:
+        buf = _local.read_buffer = memoryview(bytearray(READ_SIZE))
+    return buf
 
 
 class ConnectionClosed(FastFrameError):
@@ -60,13 +68,13 @@ class Listener:
     per connection costs more than the work per message.
     """
 
-    def on_open(self, ws: "WebSocket") -> None:
+    def on_open(self, ws: WebSocket) -> None:
         """The connection is open."""
 
-    def on_message(self, ws: "WebSocket", message: "Data") -> None:
+    def on_message(self, ws: WebSocket, message: Data) -> None:
         """A message arrived: ``str`` for text, ``bytes`` for binary."""
 
-    def on_close(self, ws: "WebSocket", code: int, reason: str) -> None:
+    def on_close(self, ws: WebSocket, code: int, reason: str) -> None:
         """The connection is closed (1006 when it ended without a close frame)."""
 
 
@@ -79,12 +87,12 @@ class WebSocket:
     in which case it waits for it to drain.
     """
 
-    def __init__(self, proto: "WebSocketProtocol") -> None:
+    def __init__(self, proto: WebSocketProtocol) -> None:
         self._proto = proto
         self.id = next(_ids)
-        self._messages: Deque[Data] = deque()
-        self._waiter: Optional[asyncio.Future[None]] = None
-        self._pong_waiters: List[Tuple[bytes, asyncio.Future[float]]] = []
+        self._messages: deque[Data] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._pong_waiters: list[tuple[bytes, asyncio.Future[float]]] = []
 
     # -- facts ------------------------------------------------------------------
 
@@ -93,7 +101,7 @@ class WebSocket:
         return self._proto.peer
 
     @property
-    def request(self) -> Optional[Request]:
+    def request(self) -> Request | None:
         """The opening handshake request (path and headers)."""
         return self._proto.conn.request
 
@@ -108,7 +116,7 @@ class WebSocket:
         return r.headers if r is not None else Headers()
 
     @property
-    def subprotocol(self) -> Optional[str]:
+    def subprotocol(self) -> str | None:
         return self._proto.conn.subprotocol
 
     @property
@@ -116,7 +124,7 @@ class WebSocket:
         return self._proto.conn.state
 
     @property
-    def close_code(self) -> Optional[int]:
+    def close_code(self) -> int | None:
         return self._proto.conn.close_code
 
     @property
@@ -132,7 +140,7 @@ class WebSocket:
 
     # -- receiving ------------------------------------------------------------------
 
-    def __aiter__(self) -> "WebSocket":
+    def __aiter__(self) -> WebSocket:
         return self
 
     async def __anext__(self) -> Data:
@@ -188,7 +196,7 @@ class WebSocket:
         conn = self._proto.conn
         return ConnectionClosed(conn.close_code or 1006, conn.close_reason)
 
-    async def send(self, message: Data, *, compress: Optional[bool] = None) -> None:
+    async def send(self, message: Data, *, compress: bool | None = None) -> None:
         """Send a message: text for ``str``, binary for bytes-like.
 
         Raises:
@@ -198,7 +206,7 @@ class WebSocket:
         if self._proto.paused_writing:
             await self._proto.drain()
 
-    def send_nowait(self, message: Data, *, compress: Optional[bool] = None) -> None:
+    def send_nowait(self, message: Data, *, compress: bool | None = None) -> None:
         """Queue a message without waiting for the buffer to drain.
 
         Raises:
@@ -210,7 +218,7 @@ class WebSocket:
         conn.send(message, compress)
         self._proto.after_send(self._messages)
 
-    async def ping(self, payload: bytes = b"") -> "asyncio.Future[float]":
+    async def ping(self, payload: bytes = b"") -> asyncio.Future[float]:
         """Send a ping; the returned future resolves with the round-trip time
         when its pong arrives."""
         proto = self._proto
@@ -251,18 +259,18 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         conn: Connection,
         *,
         loop: asyncio.AbstractEventLoop,
-        on_open: Optional[Callable[["WebSocketProtocol"], None]] = None,
-        on_finish: Optional[Callable[["WebSocketProtocol"], None]] = None,
+        on_open: Callable[[WebSocketProtocol], None] | None = None,
+        on_finish: Callable[[WebSocketProtocol], None] | None = None,
         write_limit: int = 64 * 1024,
-        max_write_buffer: Optional[int] = 16 * 1024 * 1024,
+        max_write_buffer: int | None = 16 * 1024 * 1024,
         max_queue: int = 32,
         close_timeout: float = 10.0,
     ) -> None:
         self.conn = conn
         self.loop = loop
         self.ws = WebSocket(self)
-        self.listener: Optional[Listener] = None
-        self.transport: Optional[asyncio.Transport] = None
+        self.listener: Listener | None = None
+        self.transport: asyncio.Transport | None = None
         self.peer: Any = None
         self._on_open = on_open
         self._on_finish = on_finish
@@ -274,19 +282,16 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.in_read = False
         self.paused_writing = False
         self.paused_reading = False
-        self._drain_waiters: List[asyncio.Future[None]] = []
+        self._drain_waiters: list[asyncio.Future[None]] = []
         self.finished = False
         self.closed_future: asyncio.Future[None] = loop.create_future()
-        self.opened_future: asyncio.Future[Optional[Rejected]] = loop.create_future()
+        self.opened_future: asyncio.Future[Rejected | None] = loop.create_future()
         self.last_recv = loop.time()
         self.created = self.last_recv
         self.close_started = 0.0
         self.ping_sent = 0.0
-        self.ping_payload: Optional[bytes] = None
-        buf = getattr(_local, "read_buffer", None)
-        if buf is None:
-            buf = _local.read_buffer = memoryview(bytearray(READ_SIZE))
-        self._buffer = buf
+        self.ping_payload: bytes | None = None
+        self._buffer = shared_read_buffer()
 
     # -- transport callbacks ------------------------------------------------------------
 
@@ -324,7 +329,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 self.in_read = False
         self.flush()
 
-    def _handle(self, events: List[Any]) -> None:
+    def _handle(self, events: list[Any]) -> None:
         ws = self.ws
         listener = self.listener
         for ev in events:
@@ -385,11 +390,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
-    def eof_received(self) -> Optional[bool]:
+    def eof_received(self) -> bool | None:
         self._handle(self.conn.receive_eof())
         return None
 
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
+    def connection_lost(self, exc: BaseException | None) -> None:
         if self.conn.state is not State.CLOSED:
             self.conn.receive_eof()
         self.finished = True
@@ -440,7 +445,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     # -- writing ------------------------------------------------------------------------
 
-    def after_send(self, queued: Deque[Data]) -> None:
+    def after_send(self, queued: deque[Data]) -> None:
         """Decide when a message a handler just sent leaves.
 
         While the handler still has received messages queued it will likely

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Callable
 
 from ._impl import codec
-from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
 from .deflate import DeflateConfig, PerMessageDeflate, accept_client, negotiate_server
+from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
 from .handshake import (
     HandshakeError,
     Request,
@@ -42,16 +43,17 @@ from .handshake import (
 )
 
 __all__ = [
-    "State",
+    "Closed",
     "Connection",
     "Event",
-    "Opened",
-    "Rejected",
-    "Message",
     "Fragment",
+    "Message",
+    "Opened",
     "Ping",
     "Pong",
-    "Closed",
+    "Rejected",
+    "Requested",
+    "State",
     "is_valid_close_code",
 ]
 
@@ -62,6 +64,9 @@ _FrameParser = codec.FrameParser
 
 # Opcodes as plain ints: compared once per frame (RFC 6455 §5.2).
 _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0, 1, 2, 8, 9, 10
+
+# Most bytes held after a request that awaits accept() (defer_accept).
+_PENDING_MAX = 1 << 16
 
 # Above this size a frame is sent as header + payload (no copy).
 _WRITELINES_MIN = 8192
@@ -82,7 +87,7 @@ _OPEN = State.OPEN
 _CLOSED = State.CLOSED
 
 # (state, what happened) -> new state.  The only place states change.
-_TRANSITIONS: Dict[Tuple[State, str], State] = {
+_TRANSITIONS: dict[tuple[State, str], State] = {
     (State.CONNECTING, "accept"): State.OPEN,
     (State.CONNECTING, "reject"): State.CLOSED,
     (State.CONNECTING, "fail"): State.CLOSED,
@@ -121,10 +126,22 @@ class Event:
 class Opened(Event):
     """The opening handshake succeeded (``response`` is set on the client side)."""
 
-    request: Optional[Request]
-    subprotocol: Optional[str]
-    response: Optional[Response] = None
+    request: Request | None
+    subprotocol: str | None
+    response: Response | None = None
     compression: bool = False
+
+
+@dataclass(frozen=True)
+class Requested(Event):
+    """A valid upgrade request awaits :meth:`Connection.accept` or
+    :meth:`Connection.reject` (server side, with ``defer_accept``).
+
+    ``subprotocols`` are the ones the client offered, in its order.
+    """
+
+    request: Request
+    subprotocols: list[str]
 
 
 @dataclass(frozen=True)
@@ -144,7 +161,7 @@ class Message(Event):
 
     __slots__ = ("data",)
 
-    def __init__(self, data: Union[str, bytes]) -> None:
+    def __init__(self, data: str | bytes) -> None:
         self.data = data
 
     def __eq__(self, other: object) -> bool:
@@ -209,7 +226,7 @@ class Closed(Event):
 
     code: int
     reason: str
-    error: Optional[Exception] = None
+    error: Exception | None = None
 
 
 # -- the connection ------------------------------------------------------------
@@ -241,21 +258,26 @@ class Connection:
         handshake: False when the handshake was done elsewhere (for
             example by another server); the connection then starts OPEN,
             with ``deflate`` the negotiated compression if any.
+        defer_accept: server side, a valid request gives a
+            :class:`Requested` event and waits for :meth:`accept` (choosing
+            the subprotocol and extra headers then) or :meth:`reject`; for
+            frameworks where the application decides (ASGI).
     """
 
     def __init__(
         self,
         client: bool = False,
         *,
-        max_message_size: Optional[int] = 1 << 20,
-        subprotocols: Optional[List[str]] = None,
-        origins: Optional[List[str]] = None,
-        extra_headers: Optional[List[Tuple[str, str]]] = None,
-        compression: Optional[DeflateConfig] = DeflateConfig(),
+        max_message_size: int | None = 1 << 20,
+        subprotocols: list[str] | None = None,
+        origins: list[str] | None = None,
+        extra_headers: list[tuple[str, str]] | None = None,
+        compression: DeflateConfig | None = DeflateConfig(),
         handshake: bool = True,
-        deflate: Optional[PerMessageDeflate] = None,
-        process_request: Optional[Callable[[Request], Optional[Tuple[int, Sequence[Tuple[str, str]], bytes]]]] = None,
+        deflate: PerMessageDeflate | None = None,
+        process_request: Callable[[Request], tuple[int, Sequence[tuple[str, str]], bytes] | None] | None = None,
         deliver_fragments: bool = False,
+        defer_accept: bool = False,
     ) -> None:
         self.client = client
         self.max_message_size = max_message_size
@@ -266,29 +288,33 @@ class Connection:
         self.compression = compression
         self.process_request = process_request
         self.deliver_fragments = deliver_fragments
+        self.defer_accept = defer_accept
+        # Bytes that followed the request while it awaits accept(): held
+        # (at most _PENDING_MAX) and parsed once the connection is open.
+        self._pending: bytearray | None = None
         self._msg_len = 0
         self._msg_first = False
-        self.subprotocol: Optional[str] = None
-        self.request: Optional[Request] = None
-        self.response: Optional[Response] = None
+        self.subprotocol: str | None = None
+        self.request: Request | None = None
+        self.response: Response | None = None
         self._deflate = deflate
-        self.close_code: Optional[int] = None
+        self.close_code: int | None = None
         self.close_reason = ""
-        self._out: List[bytes] = []
-        self._mask: Union[None, bool] = True if client else None
+        self._out: list[bytes] = []
+        self._mask: bool | None = True if client else None
         self._parser = self._new_parser()
-        self._request_parser: Optional[RequestParser] = (
+        self._request_parser: RequestParser | None = (
             RequestParser() if self.state is State.CONNECTING and not client else None
         )
-        self._response_parser: Optional[ResponseParser] = None
+        self._response_parser: ResponseParser | None = None
         self._key = ""
         # Message being assembled (§5.4): its opcode, whether it is
         # compressed, bytes so far, validator.
         self._msg_op = -1
         self._msg_z = False
         self._msg_buf = bytearray()
-        self._utf8: Optional[object] = None
-        self._pings: Dict[bytes, int] = {}
+        self._utf8: object | None = None
+        self._pings: dict[bytes, int] = {}
 
     def _new_parser(self) -> Any:
         limit = self.max_message_size
@@ -309,7 +335,7 @@ class Connection:
 
     # -- output -----------------------------------------------------------------
 
-    def data_to_send(self) -> List[bytes]:
+    def data_to_send(self) -> list[bytes]:
         """Return the byte strings to write, in order, and forget them."""
         out = self._out
         self._out = []
@@ -326,7 +352,7 @@ class Connection:
         if self.state is not State.OPEN:
             raise LocalProtocolError(f"cannot {what} in state {self.state.name}")
 
-    def _send_data(self, op: int, data: bytes, compress: Optional[bool]) -> None:
+    def _send_data(self, op: int, data: bytes, compress: bool | None) -> None:
         z = self._deflate
         if z is not None and compress is not False:
             # RFC 7692 §6: RSV1 on the (only) frame of a compressed message.
@@ -334,7 +360,7 @@ class Connection:
         else:
             self._send_frame(op, data)
 
-    def send_text(self, text: str, compress: Optional[bool] = None) -> None:
+    def send_text(self, text: str, compress: bool | None = None) -> None:
         """Queue a text message; ``compress=False`` opts out of compression.
 
         Raises:
@@ -346,7 +372,7 @@ class Connection:
             raise TypeError(f"send_text() needs str, not {type(text).__name__}")
         self._send_data(_TEXT, text.encode("utf-8"), compress)
 
-    def send_binary(self, data: Union[bytes, bytearray, memoryview], compress: Optional[bool] = None) -> None:
+    def send_binary(self, data: bytes | bytearray | memoryview, compress: bool | None = None) -> None:
         """Queue a binary message; ``compress=False`` opts out of compression.
 
         Raises:
@@ -358,7 +384,7 @@ class Connection:
             data = bytes(memoryview(data))
         self._send_data(_BINARY, data, compress)
 
-    def send(self, message: Union[str, bytes, bytearray, memoryview], compress: Optional[bool] = None) -> None:
+    def send(self, message: str | bytes | bytearray | memoryview, compress: bool | None = None) -> None:
         """Queue ``message``: text for ``str``, binary for bytes-like."""
         # Fast path: server side, open, no compression, a small message.
         if self.state is _OPEN and self._deflate is None and self._mask is None:
@@ -407,7 +433,7 @@ class Connection:
         self._out.append(_encode_frame(_CLOSE, payload, mask=self._mask))
 
     @staticmethod
-    def _close_payload(code: Optional[int], reason: str) -> bytes:
+    def _close_payload(code: int | None, reason: str) -> bytes:
         if code is None:
             return b""
         if not is_valid_close_code(code):
@@ -419,7 +445,7 @@ class Connection:
 
     # -- input -------------------------------------------------------------------
 
-    def receive_eof(self) -> List[Event]:
+    def receive_eof(self) -> list[Event]:
         """The transport ended: without a close frame this is 1006 (§7.1.5)."""
         if self.state is State.CLOSED:
             return []
@@ -427,7 +453,7 @@ class Connection:
         self.close_code = 1006
         return [Closed(1006, "", None)]
 
-    def receive_data(self, data: Union[bytes, bytearray, memoryview]) -> List[Event]:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Feed received bytes; return the events they complete.
 
         Never raises for anything the peer sends; see the module rules.
@@ -438,8 +464,10 @@ class Connection:
         if state is State.CONNECTING:
             if self.client:
                 return self._receive_response(bytes(data))
+            if self._pending is not None:
+                return self._hold(data)
             return self._receive_handshake(bytes(data))
-        events: List[Event] = []
+        events: list[Event] = []
         try:
             frames = self._parser.feed(data)
         except ProtocolError as exc:
@@ -461,7 +489,7 @@ class Connection:
                 break
         return events
 
-    def _fail(self, exc: Exception, events: List[Event]) -> None:
+    def _fail(self, exc: Exception, events: list[Event]) -> None:
         """§7.1.7: send a close frame with the error's code, then close."""
         code = getattr(exc, "close_code", 1002)
         if self.state is State.OPEN:
@@ -473,12 +501,12 @@ class Connection:
         self._msg_buf = bytearray()
         events.append(Closed(code, str(exc), exc))
 
-    def _on_frame(self, frame: object, events: List[Event]) -> None:
+    def _on_frame(self, frame: object, events: list[Event]) -> None:
         op = frame.opcode  # type: ignore[attr-defined]  # an IntEnum: compares as int
         payload: bytes = frame.payload  # type: ignore[attr-defined]
         fin: bool = frame.fin  # type: ignore[attr-defined]
         try:
-            if op == _TEXT or op == _BINARY:
+            if op in (_TEXT, _BINARY):
                 # §5.4: a new data frame while a message is open is an error.
                 if self._msg_op >= 0:
                     raise ProtocolError("new message started before the previous one finished")
@@ -532,7 +560,7 @@ class Connection:
         except ProtocolError as exc:
             self._fail(exc, events)
 
-    def _on_data(self, payload: bytes, fin: bool, events: List[Event]) -> None:
+    def _on_data(self, payload: bytes, fin: bool, events: list[Event]) -> None:
         """Add a fragment's data to the open message; emit it when final."""
         limit = self.max_message_size
         buf = self._msg_buf
@@ -564,7 +592,7 @@ class Connection:
                 events.append(Message(data))
             self._msg_op = -1
 
-    def _on_close(self, payload: bytes, events: List[Event]) -> None:
+    def _on_close(self, payload: bytes, events: list[Event]) -> None:
         # §5.5.1: a close payload is empty, or a 2-byte code and a UTF-8 reason.
         if len(payload) == 1:
             raise ProtocolError("close frame payload of 1 byte")
@@ -589,7 +617,7 @@ class Connection:
 
     # -- handshake (server side) ---------------------------------------------------
 
-    def _receive_handshake(self, data: bytes) -> List[Event]:
+    def _receive_handshake(self, data: bytes) -> list[Event]:
         assert self._request_parser is not None
         try:
             parsed = self._request_parser.feed_request(data)
@@ -607,11 +635,51 @@ class Connection:
         except HandshakeError as exc:
             return self.reject(exc.status, str(exc) + "\n", exc.headers)
         offered = parse_header_tokens(request.headers.get_all("Sec-WebSocket-Protocol"))
+        self.request = request
+        self._key = key
+        self._request_parser = None
+        if self.defer_accept:
+            self._pending = bytearray()
+            return [Requested(request, offered), *self._hold(rest)]
         chosen = next((p for p in self.subprotocols if p.lower() in offered), None)
+        return self._open(chosen, (), rest)
+
+    def _hold(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Keep bytes that arrive before accept(), within a bound.
+
+        RFC 6455 §4.1: the client must not send frames before the 101, so
+        anything here is a pipelining client; past _PENDING_MAX it is refused.
+        """
+        assert self._pending is not None
+        self._pending += data
+        if len(self._pending) > _PENDING_MAX:
+            self._pending = None
+            return self.reject(400, "data sent before the handshake completed\n")
+        return []
+
+    def accept(self, subprotocol: str | None = None, extra_headers: Sequence[tuple[str, str]] = ()) -> list[Event]:
+        """Complete a deferred handshake with 101 (server, ``defer_accept``).
+
+        Returns the :class:`Opened` event and the events of bytes that
+        arrived meanwhile.
+
+        Raises:
+            LocalProtocolError: no request awaits acceptance.
+        """
+        if self._pending is None or self.state is not State.CONNECTING:
+            raise LocalProtocolError(f"no request awaits acceptance in state {self.state.name}")
+        rest = bytes(self._pending)
+        self._pending = None
+        return self._open(subprotocol, extra_headers, rest)
+
+    def _open(self, chosen: str | None, extra_headers: Sequence[tuple[str, str]], rest: bytes) -> list[Event]:
+        """Queue the 101 response (§4.2.2) and open the connection."""
+        request = self.request
+        assert request is not None
         headers = [
             ("Upgrade", "websocket"),
             ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", accept_key(key)),
+            ("Sec-WebSocket-Accept", accept_key(self._key)),
         ]
         if chosen:
             headers.append(("Sec-WebSocket-Protocol", chosen))
@@ -624,19 +692,18 @@ class Connection:
                 )
                 self._parser = self._new_parser()
         headers.extend(self.extra_headers)
+        headers.extend(extra_headers)
         self._out.append(build_response(101, headers))
         self._transition("accept")
-        self.request = request
         self.subprotocol = chosen
-        self._request_parser = None
-        events: List[Event] = [Opened(request, chosen, None, self._deflate is not None)]
+        events: list[Event] = [Opened(request, chosen, None, self._deflate is not None)]
         if rest:
             events.extend(self.receive_data(rest))
         return events
 
     # -- handshake (client side) ---------------------------------------------------
 
-    def connect(self, host: str, path: str = "/", *, origin: Optional[str] = None) -> None:
+    def connect(self, host: str, path: str = "/", *, origin: str | None = None) -> None:
         """Queue the opening handshake request (client side, §4.1)."""
         if not self.client or self.state is not State.CONNECTING or self._response_parser is not None:
             raise LocalProtocolError("connect() is for a client connection that has not started")
@@ -650,7 +717,7 @@ class Connection:
         )
         self._response_parser = ResponseParser()
 
-    def _receive_response(self, data: bytes) -> List[Event]:
+    def _receive_response(self, data: bytes) -> list[Event]:
         if self._response_parser is None:
             raise LocalProtocolError("receive_data() before connect() on a client connection")
         try:
@@ -678,18 +745,19 @@ class Connection:
             return [Rejected(exc.status, str(exc))]
         self._transition("accept")
         self._response_parser = None
-        events: List[Event] = [Opened(None, self.subprotocol, response, self._deflate is not None)]
+        events: list[Event] = [Opened(None, self.subprotocol, response, self._deflate is not None)]
         if rest:
             events.extend(self.receive_data(rest))
         return events
 
     def reject(
-        self, status: int, body: Union[str, bytes] = "", headers: Sequence[Tuple[str, str]] = ()
-    ) -> List[Event]:
+        self, status: int, body: str | bytes = "", headers: Sequence[tuple[str, str]] = ()
+    ) -> list[Event]:
         """Answer the handshake with ``status`` instead of upgrading (server side)."""
         if self.client or self.state is not State.CONNECTING:
             raise LocalProtocolError(f"cannot reject in state {self.state.name}")
         raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         self._out.append(build_response(status, list(headers), raw))
         self._transition("reject")
+        self._pending = None
         return [Rejected(status, raw[:200].decode("utf-8", "replace").strip())]

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import struct
 from types import ModuleType
-from typing import List
 
 import pytest
 
 from fastframe import LocalProtocolError, Opcode, encode_frame
 from fastframe.handshake import accept_key, build_request
-from fastframe.protocol import Closed, Connection, Message, Opened, Ping, Pong, Rejected, State
+from fastframe.protocol import (
+    Closed,
+    Connection,
+    Message,
+    Opened,
+    Ping,
+    Pong,
+    Rejected,
+    Requested,
+    State,
+)
 
 KEY = b"\x01\x02\x03\x04"
 
@@ -88,6 +97,76 @@ def test_application_can_reject_any_status() -> None:
     assert sent(c).startswith(b"HTTP/1.1 503 ")
     with pytest.raises(LocalProtocolError):
         c.reject(400)
+
+
+# -- deferred acceptance (the application decides: ASGI) ------------------------------
+
+
+def test_deferred_accept_holds_frames_until_accepted() -> None:
+    request = build_request("h", "/ws?x=1", WS_KEY, subprotocols=["a", "b"])
+    data = request + frame(Opcode.TEXT, b"early")  # a frame trailing the request
+    # Whole and byte by byte: same outcome.
+    for chunks in ([data], [data[i : i + 1] for i in range(len(data))]):
+        c = Connection(defer_accept=True, compression=None)
+        events: list = []
+        for chunk in chunks:
+            events += c.receive_data(chunk)
+        (ev,) = events
+        assert isinstance(ev, Requested) and ev.subprotocols == ["a", "b"]
+        assert ev.request.path == "/ws?x=1"
+        assert c.state is State.CONNECTING and sent(c) == b""  # nothing answered yet
+        opened, message = c.accept("b", [("X-Extra", "1")])
+        assert isinstance(opened, Opened) and opened.subprotocol == "b"
+        assert message == Message("early")
+        out = sent(c)
+        assert out.startswith(b"HTTP/1.1 101 ") and b"Sec-WebSocket-Protocol: b" in out
+        assert b"X-Extra: 1" in out and c.state is State.OPEN
+
+
+def test_deferred_accept_then_reject() -> None:
+    c = Connection(defer_accept=True)
+    (ev,) = c.receive_data(build_request("h", "/", WS_KEY))
+    assert isinstance(ev, Requested)
+    (rej,) = c.reject(401, "no", [("X-Why", "token")])
+    assert isinstance(rej, Rejected) and rej.status == 401
+    out = sent(c)
+    assert out.startswith(b"HTTP/1.1 401 ") and b"X-Why: token" in out and out.endswith(b"no")
+    with pytest.raises(LocalProtocolError):
+        c.accept()
+    assert c.receive_data(frame(Opcode.TEXT, b"x")) == []
+
+
+def test_deferred_accept_negotiates_compression_at_accept() -> None:
+    c = Connection(defer_accept=True)
+    request = build_request("h", "/", WS_KEY, extensions="permessage-deflate")
+    c.receive_data(request)
+    (opened,) = c.accept()
+    assert opened.compression and b"permessage-deflate" in sent(c)
+
+
+def test_accept_without_a_deferred_request_is_a_local_error() -> None:
+    with pytest.raises(LocalProtocolError):
+        Connection(defer_accept=True).accept()
+    c = Connection()  # accepted at once: nothing to accept later
+    c.receive_data(build_request("h", "/", WS_KEY))
+    with pytest.raises(LocalProtocolError):
+        c.accept()
+
+
+def test_deferred_accept_bounds_what_it_holds() -> None:
+    """§4.1: a client sends no frames before the 101; one that floods is refused."""
+    c = Connection(defer_accept=True)
+    c.receive_data(build_request("h", "/", WS_KEY))
+    assert c.receive_data(b"x" * 65536) == []
+    (ev,) = c.receive_data(b"x")
+    assert isinstance(ev, Rejected) and ev.status == 400
+    assert sent(c).startswith(b"HTTP/1.1 400 ") and c.state is State.CLOSED
+
+
+def test_deferred_request_still_checked_first() -> None:
+    c = Connection(defer_accept=True)
+    (ev,) = c.receive_data(build_request("h", "/", WS_KEY).replace(b"Version: 13", b"Version: 8"))
+    assert isinstance(ev, Rejected) and ev.status == 426
 
 
 # -- §5.4 fragmentation ---------------------------------------------------------------
@@ -283,7 +362,7 @@ def test_eof_without_close_is_1006() -> None:
 def test_send_after_close_refused_state_unchanged() -> None:
     c = server()
     c.send_close()
-    for call in (lambda: c.send_text("x"), lambda: c.send_binary(b"x"), lambda: c.send_ping(), c.send_close):
+    for call in (lambda: c.send_text("x"), lambda: c.send_binary(b"x"), c.send_ping, c.send_close):
         with pytest.raises(LocalProtocolError):
             call()
         assert c.state is State.CLOSING
@@ -332,7 +411,7 @@ def test_client_frames_are_masked() -> None:
 
 
 def test_events_are_typed() -> None:
-    evs: List[object] = server().receive_data(frame(Opcode.BINARY, b"\x00"))
+    evs: list[object] = server().receive_data(frame(Opcode.BINARY, b"\x00"))
     assert evs == [Message(b"\x00")] and isinstance(evs[0], Message)
 
 

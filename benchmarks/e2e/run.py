@@ -43,6 +43,14 @@ SCENARIOS: dict[str, tuple[int, int, int]] = {
 }
 SERVERS = ["fastframe-c", "fastframe-c-listener", "fastframe-py", "fastframe-py-listener",
            "picows", "aiohttp", "websockets", "node-ws"]
+#: The same ASGI echo app under uvicorn with each WebSocket implementation
+#: (``--ws``): fastframe's drop-in Protocol, compiled and pure, and uvicorn's own.
+UVICORN = {
+    "uvicorn-fastframe-c": "fastframe.uvicorn:Protocol",
+    "uvicorn-fastframe-py": "fastframe.uvicorn:Protocol",
+    "uvicorn-websockets-sansio": "websockets-sansio",
+    "uvicorn-wsproto": "wsproto",
+}
 
 
 def build_client() -> str:
@@ -83,6 +91,13 @@ def available(server: str) -> str | None:
         if not shutil.which("node") or not os.path.isdir(os.path.join(ROOT, "tests", "js", "node_modules", "ws")):
             return "node or tests/js/node_modules/ws missing (npm install in tests/js)"
         return None
+    if server in UVICORN:
+        for need in ("uvicorn", "httptools", "wsproto" if server.endswith("wsproto") else "websockets"):
+            if importlib.util.find_spec(need) is None:
+                return f"{need} not installed"
+        if server == "uvicorn-fastframe-c" and importlib.util.find_spec("fastframe._codec_c") is None:
+            return "fastframe._codec_c not built"
+        return None
     mod = {"fastframe": "fastframe", "picows": "picows", "aiohttp": "aiohttp",
            "websockets": "websockets"}[server.split("-")[0]]
     if server.startswith("fastframe-c"):
@@ -107,6 +122,10 @@ def start_server(server: str, port: int, cpu: int | None) -> subprocess.Popen:
             "s.on('listening',()=>console.log('listening'));"
             "s.on('connection',ws=>ws.on('message',(d,b)=>ws.send(d,{binary:b})));")]
         env["NODE_PATH"] = os.path.join(ROOT, "tests", "js", "node_modules")
+    elif server in UVICORN:
+        if server == "uvicorn-fastframe-py":
+            env["FASTFRAME_NO_EXTENSIONS"] = "1"
+        cmd = [sys.executable, "-m", "benchmarks.e2e.servers", "uvicorn", str(port), UVICORN[server]]
     else:
         lib = server.split("-")[0]
         if server.endswith("-listener"):
@@ -202,13 +221,18 @@ def main(argv: list[str] | None = None) -> int:
     sys.stderr.write("\r\033[K")
     print(f"# {args.seconds:g} s per run, median of {args.repeats} interleaved repeats; "
           "ratios against picows from the same run")
+    uv_refs = [s for s in ("uvicorn-websockets-sansio", "uvicorn-wsproto") if s in servers]
+    if uv_refs:
+        print("# 'vs uvicorn': against the faster of uvicorn's own implementations "
+              f"({', '.join(uv_refs)}) in the same scenario")
     out: dict[str, Any] = {"seconds": args.seconds, "repeats": args.repeats, "scenarios": {}}
     for sc in scenarios:
         print(f"\n{sc} (connections x in flight, size)")
-        print(f"  {'server':13s} {'msgs/s':>10s} {'vs picows':>9s} {'p50 us':>8s} {'p99 us':>8s} "
-              f"{'srv CPU%':>8s} {'srv us/msg':>10s} {'cli CPU%':>8s}  noisy")
+        print(f"  {'server':26s} {'msgs/s':>10s} {'vs picows':>9s} {'p50 us':>8s} {'p99 us':>8s} "
+              f"{'srv CPU%':>8s} {'srv us/msg':>10s} {'cli CPU%':>8s} {'vs uvicorn':>10s}  noisy")
         ref = results[sc].get("picows")
         ref_rate = ref.median("msgs_per_s") if ref and ref.samples else None
+        uv_rate = max((results[sc][s].median("msgs_per_s") for s in uv_refs), default=None)
         out["scenarios"][sc] = {}
         for s in sorted(servers, key=lambda s: -results[sc][s].median("msgs_per_s")):
             r = results[sc][s]
@@ -218,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
             # each has its own core.
             noisy = SCENARIOS[sc][0] > 1 and max(x["pressure"] for x in r.samples) > 20
             ratio = f"{rate / ref_rate:8.2f}x" if ref_rate else "      n/a"
-            print(f"  {s:13s} {rate:10,.0f} {ratio:>9s} {r.median('p50_us'):8.1f} {r.median('p99_us'):8.1f} "
+            uv_ratio = f"{rate / uv_rate:9.2f}x" if uv_rate and s in UVICORN else ""
+            print(f"  {s:26s} {rate:10,.0f} {ratio:>9s} {r.median('p50_us'):8.1f} {r.median('p99_us'):8.1f} "
                   f"{r.median('server_cpu_pct'):8.0f} {r.median('server_cpu_us_per_msg'):10.2f} "
-                  f"{r.median('client_cpu_pct'):8.0f}  {'yes' if noisy else ''}")
+                  f"{r.median('client_cpu_pct'):8.0f} {uv_ratio:>10s}  {'yes' if noisy else ''}")
             out["scenarios"][sc][s] = {"samples": r.samples, "msgs_per_s": rate}
     if args.json:
         with open(args.json, "w") as f:

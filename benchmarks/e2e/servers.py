@@ -4,9 +4,10 @@
 
 LIBRARY: fastframe (the coroutine handler API), fastframe_listener (the
 callback API), both compiled or pure by FASTFRAME_NO_EXTENSIONS; picows,
-aiohttp, websockets.  Each echoes every message unchanged, with compression
-off, and prints "listening" once it accepts connections.  Node's ws server is
-tests/js/ws_server.js.
+aiohttp, websockets; uvicorn WS_IMPL (an ASGI echo app under uvicorn with
+``--ws WS_IMPL``: fastframe.uvicorn:Protocol, websockets-sansio or wsproto).
+Each echoes every message unchanged, with compression off, and prints
+"listening" once it accepts connections.  Node's ws server is inlined in run.py.
 """
 
 from __future__ import annotations
@@ -89,6 +90,37 @@ async def websockets_server(port: int) -> None:
         await asyncio.Event().wait()
 
 
+async def asgi_echo(scope, receive, send):  # type: ignore[no-untyped-def]
+    """The plainest ASGI echo app: what every uvicorn implementation runs."""
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        text = message.get("text")
+        if text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+async def uvicorn_server(port: int, ws: str) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(asgi_echo, host="127.0.0.1", port=port, ws=ws, loop="none", http="httptools",
+                            lifespan="off", log_level="warning", ws_per_message_deflate=False,
+                            ws_ping_interval=None, ws_ping_timeout=None)
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    print("listening", flush=True)
+    await task
+
+
 SERVERS = {
     "fastframe": fastframe_server,
     "fastframe_listener": fastframe_listener_server,
@@ -102,7 +134,10 @@ def main() -> None:
     lib, port = sys.argv[1], int(sys.argv[2])
     import uvloop
 
-    uvloop.run(SERVERS[lib](port))
+    if lib == "uvicorn":
+        uvloop.run(uvicorn_server(port, sys.argv[3]))
+    else:
+        uvloop.run(SERVERS[lib](port))
 
 
 if __name__ == "__main__":
