@@ -78,7 +78,9 @@ print('fastframe', fastframe.__version__, fastframe.IMPLEMENTATION, 'from', fast
 PYTEST_ARGS=("$@")
 suite wheel "$WHEEL" c
 suite sdist "$(ls "$WORK"/dist/*.tar.gz)" c FASTFRAME_REQUIRE_EXTENSIONS=1
+PYTEST_ARGS=(-rfE "$@")  # the compiled cases skip by design on a pure install
 suite pure "$PURE" py FASTFRAME_NO_EXTENSIONS=1
+PYTEST_ARGS=("$@")
 
 step "nox: every pyenv CPython from 3.9, compiled and pure"
 versions=${RELEASE_CHECK_PYTHONS:-"3.9 3.10 3.11 3.12 3.13 3.14"}
