@@ -1,6 +1,8 @@
 """Typed surface of the compiled core; ``_codec_py`` has the same one."""
 
 
+from typing import Any, Callable
+
 from typing_extensions import TypeAlias
 
 from .types import Opcode
@@ -52,6 +54,17 @@ class FrameParser:
             PayloadTooBig: a frame over ``max_frame_size`` (1009).
             TypeError: ``data`` is not bytes-like.
         """
+    def feed_messages(
+        self,
+        data: BytesLike,
+        on_message: Callable[[Any, str | bytes], object],
+        on_error: Callable[[Any, Exception], object],
+        arg: Any,
+    ) -> list[Frame]:
+        """Like ``feed``, but whole messages (final, uncompressed text or
+        binary frames) parsed before the first other frame go to
+        ``on_message(arg, message)`` as they complete; exceptions from it go
+        to ``on_error(arg, exc)``.  Returns the other frames, in order."""
 
 class Utf8Validator:
     """Incremental, fail-fast UTF-8 validation."""

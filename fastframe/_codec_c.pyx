@@ -22,7 +22,7 @@ from cpython.bytes cimport (
 )
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, PyByteArray_GET_SIZE
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred
-from cpython.list cimport PyList_Append
+from cpython.list cimport PyList_Append, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLong, PyLong_Check
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_XDECREF
@@ -389,6 +389,10 @@ cdef class FrameParser:
     cdef PyObject *_payload
     cdef Py_ssize_t _cap
     cdef object _error
+    # During feed_messages: where whole messages go, and errors from there.
+    cdef object _sink
+    cdef object _sink_error
+    cdef object _sink_arg
 
     def __cinit__(self):
         self._payload = NULL
@@ -527,6 +531,33 @@ cdef class FrameParser:
         self._fill += <uint64_t>n
         return 0
 
+    cdef int _emit(self, uint8_t b0, bytes payload, list frames) except -1:
+        """A frame is complete: add it to ``frames``, or, in feed_messages,
+        hand a whole message to the sink.
+
+        A whole message is a final, uncompressed text or binary frame
+        (first byte 0x81 or 0x82: FIN, no RSV bit) arriving before any
+        frame that the caller must see, so that order is kept; text that is
+        not valid UTF-8 stays a frame, for the caller to fail with 1007.
+        """
+        cdef object message
+        if self._sink is None or PyList_GET_SIZE(frames) != 0 or (b0 != 0x81 and b0 != 0x82):
+            PyList_Append(frames, _make_frame(b0, payload))
+            return 0
+        if b0 == 0x81:
+            try:
+                message = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                PyList_Append(frames, _make_frame(b0, payload))
+                return 0
+        else:
+            message = payload
+        try:
+            self._sink(self._sink_arg, message)
+        except Exception as exc:
+            self._sink_error(self._sink_arg, exc)
+        return 0
+
     cdef int _parse(self, const uint8_t *data, Py_ssize_t size, list frames) except -1:
         cdef Py_ssize_t pos = 0, avail, hlen, take
         cdef uint8_t b0, b1
@@ -549,8 +580,8 @@ cdef class FrameParser:
                 payload_obj = <object>self._payload
                 Py_DECREF(payload_obj)  # drop the reference held in _payload
                 self._payload = NULL
-                PyList_Append(frames, _make_frame(self._b0, <bytes>payload_obj))
                 self._state = S_HEADER
+                self._emit(self._b0, <bytes>payload_obj, frames)
                 continue
             if avail == 0:
                 return 0
@@ -635,22 +666,44 @@ cdef class FrameParser:
             else:
                 memcpy(dst, data + pos, <size_t>n)
             pos += <Py_ssize_t>n
-            PyList_Append(frames, _make_frame(b0, payload))
+            self._emit(b0, payload, frames)
+
+    def feed_messages(self, data, on_message, on_error, arg):
+        """Like feed, but each whole message parsed before the first frame
+        that must be returned goes to ``on_message(arg, message)`` (``str``
+        for text, ``bytes`` for binary) as it completes; an exception from
+        it goes to ``on_error(arg, exc)`` and parsing goes on.  Returns the
+        other frames, in order.  The caller must not have a fragmented
+        message open (its continuation frames would be overtaken)."""
+        cdef list frames = []
+        self._sink = on_message
+        self._sink_error = on_error
+        self._sink_arg = arg
+        try:
+            self._feed(data, frames)
+        finally:
+            self._sink = None
+            self._sink_error = None
+            self._sink_arg = None
+        return frames
 
     def feed(self, data):
         cdef list frames = []
+        self._feed(data, frames)
+        return frames
+
+    cdef int _feed(self, object data, list frames) except -1:
         cdef Py_buffer view
         if self._state == S_FAILED:
             raise type(self._error)(*self._error.args)
         if PyBytes_CheckExact(data):
-            self._parse(<const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), frames)
-            return frames
+            return self._parse(<const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), frames)
         _get_buffer(data, &view)
         try:
             self._parse(<const uint8_t *>view.buf, view.len, frames)
         finally:
             PyBuffer_Release(&view)
-        return frames
+        return 0
 
 
 # ---------------------------------------------------------------- UTF-8

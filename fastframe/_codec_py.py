@@ -13,7 +13,7 @@ import codecs
 import operator
 import os
 import struct
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
 from .types import Opcode
@@ -260,6 +260,31 @@ _S_PAYLOAD = 1
 _S_FAILED = 2
 
 
+def _dispatch(
+    frames: list[Frame],
+    on_message: Callable[[Any, str | bytes], object],
+    on_error: Callable[[Any, Exception], object],
+    arg: Any,
+) -> list[Frame]:
+    """feed_messages: hand the whole messages at the head of ``frames`` to
+    the sink; return the frames from the first other one on."""
+    for i, f in enumerate(frames):
+        op = f.opcode
+        if not f.fin or f.rsv1 or (op != Opcode.TEXT and op != Opcode.BINARY):
+            return frames[i:]
+        message: str | bytes = f.payload
+        if op == Opcode.TEXT:
+            try:
+                message = f.payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return frames[i:]
+        try:
+            on_message(arg, message)
+        except Exception as exc:  # noqa: BLE001 - the sink is user code: report, go on
+            on_error(arg, exc)
+    return []
+
+
 class FrameParser:
     """Incremental frame parser enforcing RFC 6455 §5.1-§5.5.
 
@@ -320,6 +345,30 @@ class FrameParser:
                 b0 & 0x0F, payload, b0 & 0x80 != 0, b0 & 0x40 != 0, b0 & 0x20 != 0, b0 & 0x10 != 0
             )
         )
+
+    def feed_messages(
+        self,
+        data: BytesLike,
+        on_message: Callable[[Any, str | bytes], object],
+        on_error: Callable[[Any, Exception], object],
+        arg: Any,
+    ) -> list[Frame]:
+        """Like :meth:`feed`, but each whole message parsed before the first
+        frame that must be returned goes to ``on_message(arg, message)``
+        (``str`` for text, ``bytes`` for binary); an exception from it goes
+        to ``on_error(arg, exc)`` and parsing goes on.  Returns the other
+        frames, in order.  The caller must not have a fragmented message
+        open (its continuation frames would be overtaken).
+
+        A whole message is a final, uncompressed text or binary frame; text
+        that is not valid UTF-8 stays a frame, for the caller to fail (1007).
+        """
+        try:
+            frames = self.feed(data)
+        except ProtocolError as exc:
+            exc.frames = _dispatch(exc.frames, on_message, on_error, arg)
+            raise
+        return _dispatch(frames, on_message, on_error, arg)
 
     def feed(self, data: BytesLike) -> list[Frame]:
         """Consume ``data`` and return the frames it completes, in order.

@@ -38,6 +38,13 @@ _ids = itertools.count(1)
 _local = threading.local()
 
 
+def _listener_failed(ws: WebSocket, exc: Exception) -> None:
+    """A listener's on_message raised: log it, close with 1011 (§7.4.1)."""
+    proto = ws._proto
+    log.error("listener error on #%d %s", ws.id, proto.peer, exc_info=exc)
+    proto.close(1011, "internal error")
+
+
 def shared_read_buffer() -> memoryview:
     """This thread's read buffer (READ_SIZE bytes), for BufferedProtocol.get_buffer."""
     buf: memoryview | None = getattr(_local, "read_buffer", None)
@@ -212,11 +219,13 @@ class WebSocket:
         Raises:
             ConnectionClosed: the connection is closing or closed.
         """
-        conn = self._proto.conn
+        proto = self._proto
+        conn = proto.conn
         if conn.state is not _OPEN:
             raise self._closed()
         conn.send(message, compress)
-        self._proto.after_send(self._messages)
+        if not proto.in_read:  # inside a read, the write at its end takes it
+            proto.after_send(self._messages)
 
     async def ping(self, payload: bytes = b"") -> asyncio.Future[float]:
         """Send a ping; the returned future resolves with the round-trip time
@@ -312,7 +321,32 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.last_recv = self.loop.time()
-        self.data_received(self._buffer[:nbytes])
+        conn = self.conn
+        if conn.state is not _OPEN:
+            self.data_received(self._buffer[:nbytes])
+            return
+        # The per-message fast path: messages go from the parser straight to
+        # the listener's on_message, or to the handler's queue, with no
+        # event object in between; what they send leaves in one write below.
+        listener = self.listener
+        ws = self.ws
+        self.in_read = True
+        try:
+            if listener is not None:
+                events = conn.receive_into(self._buffer[:nbytes], listener.on_message, _listener_failed, ws)
+            else:
+                events = conn.receive_into(self._buffer[:nbytes], WebSocket._deliver, _listener_failed, ws)
+        except Exception:  # pragma: no cover - a bug in fastframe, not the peer
+            log.exception("internal error on connection from %s", self.peer)
+            self.abort()
+            return
+        finally:
+            self.in_read = False
+        if events:
+            self._handle(events)
+        elif listener is None:
+            self._check_queue()
+        self.flush()
 
     def data_received(self, data: Any) -> None:
         try:
@@ -371,7 +405,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 else:
                     log.info("%s: HTTP %d", self.peer, ev.status)
                 self._finish_soon()
-        if self.max_queue and len(ws._messages) >= self.max_queue and not self.paused_reading:
+        if listener is None:
+            self._check_queue()
+
+    def _check_queue(self) -> None:
+        if self.max_queue and len(self.ws._messages) >= self.max_queue and not self.paused_reading:
             # The handler is not keeping up: stop reading until it catches up
             # (back-pressure to the peer through TCP, as websockets does).
             self.pause_reading()

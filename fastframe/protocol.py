@@ -84,6 +84,7 @@ class State(enum.IntEnum):
 # Module-level aliases: read on every call of the hot path, where an
 # attribute lookup on the enum class would cost more than the test.
 _OPEN = State.OPEN
+_CLOSING = State.CLOSING
 _CLOSED = State.CLOSED
 
 # (state, what happened) -> new state.  The only place states change.
@@ -471,13 +472,7 @@ class Connection:
         try:
             frames = self._parser.feed(data)
         except ProtocolError as exc:
-            for frame in exc.frames:
-                if self.state is _CLOSED:
-                    return events
-                self._on_frame(frame, events)
-            if self.state is not _CLOSED:
-                self._fail(exc, events)
-            return events
+            return self._after_violation(exc, events)
         for frame in frames:
             # Fast path: a whole uncompressed binary message, no message
             # open (the common case); everything else goes the long way.
@@ -487,6 +482,58 @@ class Connection:
             self._on_frame(frame, events)
             if self.state is _CLOSED:
                 break
+        return events
+
+    def receive_into(
+        self,
+        data: bytes | bytearray | memoryview,
+        on_message: Callable[[Any, str | bytes], object],
+        on_error: Callable[[Any, Exception], object],
+        arg: Any,
+    ) -> list[Event]:
+        """Like :meth:`receive_data`, but the messages that arrive before any
+        other event go to ``on_message(arg, message)`` instead of becoming
+        :class:`Message` events: whole single-frame messages straight from
+        the parser as each is parsed, with no event object in between (the
+        per-message fast path of the asyncio layer).  An exception from
+        ``on_message`` goes to ``on_error(arg, exc)``.  Returns the events
+        from the first other one on (later messages among them as
+        :class:`Message`), so that everything keeps its order of arrival.
+        """
+        state = self.state
+        if (state is _OPEN or state is _CLOSING) and self._msg_op < 0:
+            events: list[Event] = []
+            try:
+                frames = self._parser.feed_messages(data, on_message, on_error, arg)
+            except ProtocolError as exc:
+                self._after_violation(exc, events)
+            else:
+                if not frames:
+                    return events  # the common case: every frame was a message, delivered
+                for frame in frames:
+                    self._on_frame(frame, events)
+                    if self.state is _CLOSED:
+                        break
+        else:
+            events = self.receive_data(data)
+        for i, ev in enumerate(events):
+            if type(ev) is not Message:
+                return events[i:]
+            try:
+                on_message(arg, ev.data)
+            except Exception as exc:  # noqa: BLE001 - the sink is user code: report, go on
+                on_error(arg, exc)
+        return []
+
+    def _after_violation(self, exc: ProtocolError, events: list[Event]) -> list[Event]:
+        """The parser failed: the frames before the violation count, then
+        the connection fails with the violation's code (§7.1.7)."""
+        for frame in exc.frames:
+            if self.state is _CLOSED:
+                return events
+            self._on_frame(frame, events)
+        if self.state is not _CLOSED:
+            self._fail(exc, events)
         return events
 
     def _fail(self, exc: Exception, events: list[Event]) -> None:

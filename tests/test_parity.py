@@ -184,3 +184,65 @@ def test_encode_agrees(
             return type(exc)
 
     assert enc(c_impl) == enc(py_impl)
+
+
+def run_messages(impl: ModuleType, chunks: list[bytes], fail_on: bytes | None, **kw: Any) -> list[Any]:
+    """feed_messages over the chunks: one log of what went to the sink, to
+    the error hook and back as frames, in order, and how it ended."""
+    p = impl.FrameParser(**kw)
+    log: list[Any] = []
+
+    def on_message(arg: Any, message: Any) -> None:
+        assert arg == "arg"
+        log.append(("msg", message))
+        if fail_on is not None and message == fail_on:
+            raise ValueError("sink failed")
+
+    def on_error(arg: Any, exc: Exception) -> None:
+        log.append(("error", type(exc).__name__))
+
+    try:
+        for c in chunks:
+            log += [("frame", astuple(f)) for f in p.feed_messages(c, on_message, on_error, "arg")]
+    except FastFrameError as exc:
+        log += [("frame", astuple(f)) for f in exc.frames]
+        log.append(("raised", type(exc).__name__, exc.close_code))
+    return log
+
+
+@SETTINGS
+@given(
+    specs=st.lists(frame_specs(), max_size=12),
+    cuts=st.lists(st.integers(0, 1 << 20), max_size=20),
+    allow_rsv1=st.booleans(),
+    text=st.lists(st.text(max_size=5), max_size=3),
+    tail=st.binary(max_size=20),
+    fail=st.booleans(),
+)
+def test_feed_messages_agrees(
+    c_impl: ModuleType,
+    py_impl: ModuleType,
+    specs: list[tuple[int, bytes, bool, bool]],
+    cuts: list[int],
+    allow_rsv1: bool,
+    text: list[str],
+    tail: bytes,
+    fail: bool,
+) -> None:
+    """Same sink calls, same frames back, same error, for any stream (valid
+    text, invalid UTF-8, garbage after it) in any chunking, and a sink that
+    raises."""
+    key = b"\x01\x02\x03\x04"
+    frames = [c_impl.encode_frame(op, p, fin=fin, rsv1=rsv1, mask=key) for op, p, fin, rsv1 in specs]
+    frames += [c_impl.encode_frame(1, t.encode(), mask=key) for t in text]
+    frames.insert(len(frames) // 2, c_impl.encode_frame(1, b"\xff\xfe", mask=key))
+    stream = b"".join(frames) + tail
+    chunks = chunked(stream, cuts)
+    fail_on = specs[0][1] if fail and specs else None
+    kw = {"expect_mask": True, "allow_rsv1": allow_rsv1, "max_frame_size": None}
+    c_log = run_messages(c_impl, chunks, fail_on, **kw)
+    assert c_log == run_messages(py_impl, chunks, fail_on, **kw)
+    # Whatever feed_messages delivers or returns, feed alone returns as frames.
+    plain = run(c_impl, chunks, **kw)
+    n_out = sum(1 for entry in c_log if entry[0] in ("msg", "frame"))
+    assert n_out == len(plain[0])

@@ -300,3 +300,87 @@ def test_frame_value_semantics(impl: ModuleType) -> None:
     assert repr(a) == "<Frame TEXT [fin] 2 bytes b'hi'>"
     assert "..." in repr(impl.Frame(Opcode.BINARY, bytes(100)))
     assert (a == object()) is False
+
+
+# -- feed_messages: whole messages to a sink, the rest as frames ---------------------------
+
+
+def _sink_run(impl: ModuleType, chunks: list[bytes]) -> list[Any]:
+    """One ordered log: messages as the sink gets them, frames as returned."""
+    p = impl.FrameParser(expect_mask=True)
+    log: list[Any] = []
+
+    def sink(arg: Any, m: Any) -> None:
+        log.append((arg, m))
+
+    for chunk in chunks:
+        rest = p.feed_messages(chunk, sink, None, 7)
+        log += [(int(f.opcode), f.payload, f.fin) for f in rest]
+    return log
+
+
+def test_feed_messages_vectors_whole_bytewise_and_with_trailing_bytes(impl: ModuleType) -> None:
+    key = b"\x37\xfa\x21\x3d"
+    stream = (
+        impl.encode_frame(Opcode.TEXT, b"Hello", mask=key)      # RFC 6455 §5.7 masked text
+        + impl.encode_frame(Opcode.BINARY, b"\x00\x01", mask=key)
+        + impl.encode_frame(Opcode.PING, b"p", mask=key)                 # a control frame: returned...
+        + impl.encode_frame(Opcode.BINARY, b"after", mask=key)           # ...and so is all after it
+    )
+    expect = [(7, "Hello"), (7, b"\x00\x01"), (9, b"p", True), (2, b"after", True)]
+    assert _sink_run(impl, [stream]) == expect
+    # Byte by byte, "after" completes in a later call than the ping, so it
+    # goes to the sink; arrival order is kept either way.
+    bytewise = [(7, "Hello"), (7, b"\x00\x01"), (9, b"p", True), (7, b"after")]
+    assert _sink_run(impl, [stream[i : i + 1] for i in range(len(stream))]) == bytewise
+    # Trailing bytes of an unfinished frame wait for the rest.
+    partial = impl.encode_frame(Opcode.TEXT, b"tail", mask=key)
+    assert _sink_run(impl, [stream + partial[:3]]) == expect
+    assert _sink_run(impl, [stream + partial[:3], partial[3:]]) == expect + [(7, "tail")]
+
+
+def test_feed_messages_keeps_fragments_compressed_and_bad_text_as_frames(impl: ModuleType) -> None:
+    key = b"\x01\x02\x03\x04"
+    p = impl.FrameParser(expect_mask=True, allow_rsv1=True)
+    got: list[Any] = []
+    stream = (
+        impl.encode_frame(Opcode.TEXT, b"\xff", mask=key)                 # invalid UTF-8: the caller fails it
+        + impl.encode_frame(Opcode.TEXT, b"ok", mask=key)
+    )
+    rest = p.feed_messages(stream, lambda a, m: got.append(m), None, None)
+    assert got == [] and [f.payload for f in rest] == [b"\xff", b"ok"]
+    for frame in (
+        impl.encode_frame(Opcode.BINARY, b"part", fin=False, mask=key),   # fragmented
+        impl.encode_frame(Opcode.BINARY, b"z", rsv1=True, mask=key),      # compressed
+    ):
+        p = impl.FrameParser(expect_mask=True, allow_rsv1=True)
+        assert len(p.feed_messages(frame, lambda a, m: got.append(m), None, None)) == 1
+        assert got == []
+
+
+def test_feed_messages_sink_errors_go_to_the_hook_and_parsing_goes_on(impl: ModuleType) -> None:
+    key = b"\x01\x02\x03\x04"
+    p = impl.FrameParser(expect_mask=True)
+    seen: list[Any] = []
+
+    def sink(arg: Any, m: Any) -> None:
+        seen.append(m)
+        if m == b"boom":
+            raise RuntimeError("listener bug")
+
+    errors: list[Any] = []
+    stream = b"".join(impl.encode_frame(Opcode.BINARY, m, mask=key) for m in (b"a", b"boom", b"c"))
+    assert p.feed_messages(stream, sink, lambda arg, exc: errors.append((arg, str(exc))), "x") == []
+    assert seen == [b"a", b"boom", b"c"] and errors == [("x", "listener bug")]
+
+
+def test_feed_messages_violation_after_messages(impl: ModuleType) -> None:
+    key = b"\x01\x02\x03\x04"
+    p = impl.FrameParser(expect_mask=True)
+    got: list[Any] = []
+    stream = impl.encode_frame(Opcode.BINARY, b"first", mask=key) + impl.encode_frame(Opcode.TEXT, b"unmasked")
+    with pytest.raises(ProtocolError) as info:
+        p.feed_messages(stream, lambda a, m: got.append(m), None, None)
+    assert got == [b"first"] and info.value.frames == [] and info.value.close_code == 1002
+    with pytest.raises(ProtocolError):  # failed for good
+        p.feed_messages(b"", lambda a, m: None, None, None)

@@ -7,6 +7,8 @@ import struct
 from types import ModuleType
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fastframe import LocalProtocolError, Opcode, encode_frame
 from fastframe.handshake import accept_key, build_request
@@ -436,3 +438,64 @@ def test_fragment_delivery_still_fails_fast_on_bad_utf8() -> None:
     c = Connection(handshake=False, deliver_fragments=True)
     events = c.receive_data(frame(Opcode.TEXT, b"ok", fin=False) + frame(0, b"\xff", fin=False))
     assert isinstance(events[-1], Closed) and events[-1].code == 1007
+
+
+# -- receive_into: the asyncio layer's per-message fast path ----------------------------------
+
+_PIECES = st.sampled_from([
+    frame(Opcode.TEXT, "héllo".encode()),
+    frame(Opcode.BINARY, b"\x00" * 300),
+    frame(Opcode.TEXT, b"\xff"),                          # 1007
+    frame(Opcode.TEXT, b"fr", fin=False),                 # a fragmented message...
+    frame(Opcode.CONTINUATION, b"ag", fin=False),
+    frame(Opcode.CONTINUATION, b"ment"),                          # ...ends here
+    frame(Opcode.PING, b"p"),
+    frame(Opcode.PONG, b"q"),
+    frame(Opcode.CLOSE, close_payload(1000, b"bye")),
+    encode_frame(Opcode.BINARY, b"unmasked"),             # 1002
+    b"\x8f\x80",                                          # reserved opcode
+])
+
+
+def _as_log(events: list) -> list:
+    return [("message", e.data) if isinstance(e, Message) else repr(e) for e in events]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(_PIECES, max_size=10), cuts=st.lists(st.integers(0, 2000), max_size=6))
+def test_receive_into_is_receive_data_with_messages_routed(pieces: list, cuts: list) -> None:
+    """Any stream in any chunking: the same messages, events, bytes out and
+    state as receive_data, in the same order."""
+    stream = b"".join(pieces)
+    points = sorted({c % (len(stream) + 1) for c in cuts}) + [len(stream)]
+    chunks, prev = [], 0
+    for p in points:
+        chunks.append(stream[prev:p])
+        prev = p
+    a, b = server(), server()
+    expect: list = []
+    for chunk in chunks:
+        expect += _as_log(a.receive_data(chunk))
+    got: list = []
+
+    def sink(arg: object, m: object) -> None:
+        got.append(("message", m))
+
+    for chunk in chunks:
+        events = b.receive_into(chunk, sink, None, None)
+        got += _as_log(events)
+    assert got == expect
+    assert sent(a) == sent(b) and a.state is b.state and a.close_code == b.close_code
+
+
+def test_receive_into_sink_error_goes_to_the_hook() -> None:
+    c = server()
+    errors: list = []
+
+    def sink(arg: object, m: object) -> None:
+        raise KeyError(m)
+
+    stream = frame(Opcode.TEXT, b"a", fin=False) + frame(Opcode.CONTINUATION, b"b") + frame(Opcode.BINARY, b"c")
+    assert c.receive_into(stream, sink, lambda arg, exc: errors.append((arg, exc.args)), "ws") == []
+    assert errors == [("ws", ("ab",)), ("ws", (b"c",))]
+    assert c.state is State.OPEN
