@@ -6,8 +6,8 @@ decided there.  The read path is an :class:`asyncio.BufferedProtocol` that
 reads into one buffer shared by every connection of a loop (a read is parsed
 before the next one starts, and the parser copies what it keeps), so an idle
 connection holds no read buffer at all.  Writes produced while handling one
-read, and by handlers during one loop iteration, leave in one ``writelines``
-call.
+read, and by handlers during one loop iteration, leave in one write (``writelines``
+where it applies flow control, see writelines_pauses).
 """
 
 from __future__ import annotations
@@ -43,6 +43,19 @@ def _listener_failed(ws: WebSocket, exc: Exception) -> None:
     proto = ws._proto
     log.error("listener error on #%d %s", ws.id, proto.peer, exc_info=exc)
     proto.close(1011, "internal error")
+
+
+def writelines_pauses(transport: asyncio.BaseTransport) -> bool:
+    """Whether ``transport.writelines`` applies write flow control.
+
+    asyncio's socket transport in CPython 3.12 and 3.13.0 buffers what
+    ``writelines`` cannot send at once without ever calling
+    ``pause_writing`` (its ``write`` does), so a peer that stops reading
+    would grow the buffer without bound.  There we join and ``write``
+    instead (a copy of large payloads); uvloop's ``writelines`` is fine, and
+    before 3.12 asyncio's ``writelines`` was a joined ``write`` anyway.
+    """
+    return not type(transport).__module__.startswith("asyncio.")
 
 
 def shared_read_buffer() -> memoryview:
@@ -301,12 +314,14 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.ping_sent = 0.0
         self.ping_payload: bytes | None = None
         self._buffer = shared_read_buffer()
+        self._writelines = False
 
     # -- transport callbacks ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.peer = transport.get_extra_info("peername")
+        self._writelines = writelines_pauses(transport)
         transport.set_write_buffer_limits(high=self.write_limit)  # type: ignore[attr-defined]
         if self.conn.client:
             self.flush()
@@ -516,8 +531,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             return
         if len(out) == 1:
             t.write(out[0])
-        else:
+        elif self._writelines:
             t.writelines(out)
+        else:
+            t.write(b"".join(out))
         # The buffer can only be over the cap once it passed the high-water
         # mark, which pause_writing() reported: check only then.
         cap = self.max_write_buffer
