@@ -310,6 +310,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self.opened_future: asyncio.Future[Rejected | None] = loop.create_future()
         self.last_recv = loop.time()
         self.created = self.last_recv
+        self.reads = 0  # reads so far; seen_reads is the count at the last tick
+        self.seen_reads = 0
         self.close_started = 0.0
         self.ping_sent = 0.0
         self.ping_payload: bytes | None = None
@@ -335,7 +337,9 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.last_recv = self.loop.time()
+        # A count, not a clock read per read: the server's ticker turns a
+        # changed count into last_recv (keepalive: any bytes are life).
+        self.reads += 1
         conn = self.conn
         if conn.state is not _OPEN:
             self.data_received(self._buffer[:nbytes])

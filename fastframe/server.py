@@ -139,7 +139,11 @@ class Server:
                 if self.ping_interval is None:
                     continue
                 # Any inbound byte counts as life, so a long frame still in
-                # flight never trips the timeout.
+                # flight never trips the timeout (reads counted since the
+                # last tick, to keep the clock out of the read path).
+                if proto.reads != proto.seen_reads:
+                    proto.seen_reads = proto.reads
+                    proto.last_recv = now
                 idle = now - proto.last_recv
                 if proto.ping_payload is not None:
                     if self.ping_timeout is not None and idle > self.ping_timeout and now - proto.ping_sent > self.ping_timeout:

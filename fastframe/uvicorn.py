@@ -69,6 +69,18 @@ def _address(transport: asyncio.BaseTransport, name: str) -> tuple[str, int] | N
     return None
 
 
+def _to_app(proto: Protocol, data: str | bytes) -> None:
+    """A message for the app (Connection.receive_into's sink)."""
+    if type(data) is str:
+        proto._put({"type": "websocket.receive", "text": data})
+    else:
+        proto._put({"type": "websocket.receive", "bytes": data})
+
+
+def _to_app_failed(proto: Protocol, exc: Exception) -> None:  # pragma: no cover - _put cannot fail
+    log.error("cannot queue a message for the app", exc_info=exc)
+
+
 class Protocol(asyncio.BufferedProtocol):
     """One WebSocket connection served to an ASGI application."""
 
@@ -130,7 +142,11 @@ class Protocol(asyncio.BufferedProtocol):
 
     def data_received(self, data: Any) -> None:
         self._last_recv = self.loop.time()
-        self._dispatch(self.conn.receive_data(data))
+        if self._accepted and not self._close_sent:
+            # Open: messages go from the parser straight into the app's queue.
+            self._dispatch(self.conn.receive_into(data, _to_app, _to_app_failed, self))
+        else:
+            self._dispatch(self.conn.receive_data(data))
         self._flush()  # pongs, close echoes, a 400 for a bad request
         if self._queue_full() and not self._reading_paused:
             # ws_max_queue: the app is behind; stop reading until it catches up.
@@ -302,14 +318,12 @@ class Protocol(asyncio.BufferedProtocol):
         elif self._denial is not None:
             self._send_denial_body(kind, message)
         elif kind == "websocket.send":
-            text = message.get("text")
-            if text is not None:
-                self.conn.send_text(text)
-            else:
+            data = message.get("text")
+            if data is None:
                 data = message.get("bytes")
                 if data is None:
                     raise RuntimeError("websocket.send needs 'bytes' or 'text'")
-                self.conn.send_binary(data)
+            self.conn.send(data)  # str: text, bytes-like: binary
             self._flush()
             if self._writing_paused:
                 await self._drained()
