@@ -164,15 +164,22 @@ class WebSocket:
         return self
 
     async def __anext__(self) -> Data:
-        # The common case inline (a message is queued): one coroutine per
-        # message instead of two.
+        # The waiting is here rather than in recv(): one coroutine per
+        # message instead of two on the path every handler loop takes.
         messages = self._messages
-        if messages and not self._proto.paused_reading:
-            return messages.popleft()
-        try:
-            return await self.recv()
-        except ConnectionClosed:
-            raise StopAsyncIteration from None
+        proto = self._proto
+        while not messages:
+            if proto.finished:
+                raise StopAsyncIteration
+            self._waiter = waiter = proto.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        msg = messages.popleft()
+        if proto.paused_reading and len(messages) < proto.max_queue // 2:
+            proto.resume_reading()
+        return msg
 
     async def recv(self) -> Data:
         """The next message.
@@ -180,20 +187,10 @@ class WebSocket:
         Raises:
             ConnectionClosed: the connection closed before one arrived.
         """
-        while True:
-            if self._messages:
-                msg = self._messages.popleft()
-                proto = self._proto
-                if proto.paused_reading and len(self._messages) < proto.max_queue // 2:
-                    proto.resume_reading()
-                return msg
-            if self._proto.finished:
-                raise self._closed()
-            self._waiter = self._proto.loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise self._closed() from None
 
     def _deliver(self, data: Data) -> None:
         self._messages.append(data)
