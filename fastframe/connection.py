@@ -348,20 +348,23 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         ws = self.ws
         self.in_read = True
         try:
-            if listener is not None:
-                events = conn.receive_into(self._buffer[:nbytes], listener.on_message, _listener_failed, ws)
-            else:
-                events = conn.receive_into(self._buffer[:nbytes], WebSocket._deliver, _listener_failed, ws)
-        except Exception:  # pragma: no cover - a bug in fastframe, not the peer
-            log.exception("internal error on connection from %s", self.peer)
-            self.abort()
-            return
+            try:
+                if listener is not None:
+                    events = conn.receive_into(self._buffer[:nbytes], listener.on_message, _listener_failed, ws)
+                else:
+                    events = conn.receive_into(self._buffer[:nbytes], WebSocket._deliver, _listener_failed, ws)
+            except Exception:  # pragma: no cover - a bug in fastframe, not the peer
+                log.exception("internal error on connection from %s", self.peer)
+                self.abort()
+                return
+            # Pings, pongs, a close, and messages that came after them: what
+            # listeners send while these are handled joins the same write.
+            if events:
+                self._handle(events)
+            elif listener is None:
+                self._check_queue()
         finally:
             self.in_read = False
-        if events:
-            self._handle(events)
-        elif listener is None:
-            self._check_queue()
         self.flush()
 
     def data_received(self, data: Any) -> None:
