@@ -70,11 +70,19 @@ def _address(transport: asyncio.BaseTransport, name: str) -> tuple[str, int] | N
 
 
 def _to_app(proto: Protocol, data: str | bytes) -> None:
-    """A message for the app (Connection.receive_into's sink)."""
+    """A message for the app (Connection.receive_into's sink): Protocol._put
+    written out, since this runs per message."""
     if type(data) is str:
-        proto._put({"type": "websocket.receive", "text": data})
+        message: ASGIMessage = {"type": "websocket.receive", "text": data}
     else:
-        proto._put({"type": "websocket.receive", "bytes": data})
+        message = {"type": "websocket.receive", "bytes": data}
+    waiter = proto._waiter
+    if waiter is not None:
+        proto._waiter = None
+        if not waiter.done():
+            waiter.set_result(message)
+            return
+    proto._queue.append(message)
 
 
 def _to_app_failed(proto: Protocol, exc: Exception) -> None:  # pragma: no cover - _put cannot fail
@@ -386,14 +394,19 @@ class Protocol(asyncio.BufferedProtocol):
         return bool(self.max_queue) and len(self._queue) >= self.max_queue
 
     def _flush(self) -> None:
-        out = self.conn.data_to_send()
-        if out and not self._lost:
-            if len(out) == 1:
-                self.transport.write(out[0])
-            elif self._writelines:
-                self.transport.writelines(out)
-            else:
-                self.transport.write(b"".join(out))
+        conn = self.conn
+        out = conn._out  # data_to_send() without the call: this runs per message
+        if not out:
+            return
+        conn._out = []
+        if self._lost:
+            return
+        if len(out) == 1:
+            self.transport.write(out[0])
+        elif self._writelines:
+            self.transport.writelines(out)
+        else:
+            self.transport.write(b"".join(out))
 
     async def _drained(self) -> None:
         """Write flow control: wait until the transport is below its high-water mark."""
