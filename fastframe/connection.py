@@ -338,12 +338,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         # changed count into last_recv (keepalive: any bytes are life).
         self.reads += 1
         conn = self.conn
-        if conn.state is not _OPEN:
-            self.data_received(self._buffer[:nbytes])
-            return
         # The per-message fast path: messages go from the parser straight to
         # the listener's on_message, or to the handler's queue, with no
         # event object in between; what they send leaves in one write below.
+        # During the handshake nothing goes that way: Opened (or Rejected)
+        # comes first, and _handle takes it and what follows in order.
         listener = self.listener
         ws = self.ws
         self.in_read = True
@@ -365,21 +364,6 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 self._check_queue()
         finally:
             self.in_read = False
-        self.flush()
-
-    def data_received(self, data: Any) -> None:
-        try:
-            events = self.conn.receive_data(data)
-        except Exception:  # pragma: no cover - a bug in fastframe, not the peer
-            log.exception("internal error on connection from %s", self.peer)
-            self.abort()
-            return
-        if events:
-            self.in_read = True
-            try:
-                self._handle(events)
-            finally:
-                self.in_read = False
         self.flush()
 
     def _handle(self, events: list[Any]) -> None:
@@ -512,7 +496,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         iteration a deferred flush costs in latency.
         """
         if self.in_read or self.flush_scheduled:
-            return  # data_received, or the scheduled flush, writes it
+            return  # the read (buffer_updated), or the scheduled flush, writes it
         if queued:
             self.schedule_flush()
         else:
