@@ -70,19 +70,11 @@ def _address(transport: asyncio.BaseTransport, name: str) -> tuple[str, int] | N
 
 
 def _to_app(proto: Protocol, data: str | bytes) -> None:
-    """A message for the app (Connection.receive_into's sink): Protocol._put
-    written out, since this runs per message."""
+    """A message for the app (also Connection.receive_into's sink)."""
     if type(data) is str:
-        message: ASGIMessage = {"type": "websocket.receive", "text": data}
+        proto._put({"type": "websocket.receive", "text": data})
     else:
-        message = {"type": "websocket.receive", "bytes": data}
-    waiter = proto._waiter
-    if waiter is not None:
-        proto._waiter = None
-        if not waiter.done():
-            waiter.set_result(message)
-            return
-    proto._queue.append(message)
+        proto._put({"type": "websocket.receive", "bytes": data})
 
 
 def _to_app_failed(proto: Protocol, exc: Exception) -> None:  # pragma: no cover - _put cannot fail
@@ -164,13 +156,8 @@ class Protocol(asyncio.BufferedProtocol):
     def _dispatch(self, events: list[Any]) -> None:
         for ev in events:
             if type(ev) is Message:
-                if self._close_sent:
-                    continue  # the app is past websocket.close: nothing more is delivered
-                data = ev.data
-                if type(data) is str:
-                    self._put({"type": "websocket.receive", "text": data})
-                else:
-                    self._put({"type": "websocket.receive", "bytes": data})
+                if not self._close_sent:  # past websocket.close, nothing more is delivered
+                    _to_app(self, ev.data)
             elif type(ev) is Requested:
                 self._start_app(ev)
             elif type(ev) is Closed:
@@ -178,10 +165,7 @@ class Protocol(asyncio.BufferedProtocol):
             elif type(ev) is Rejected:
                 # A request refused before the app sees it (bad key or
                 # version, or bytes piled up before accept): answered, hang up.
-                self._flush()
-                self._accepted = self._close_sent = True
-                self._set_disconnect(1006, "")
-                self.transport.close()
+                self._hang_up()
 
     def eof_received(self) -> bool | None:
         for ev in self.conn.receive_eof():
@@ -217,7 +201,6 @@ class Protocol(asyncio.BufferedProtocol):
             self._app_close(1012, "")
         elif not self._accepted:
             self._respond_status(503, "server shutting down\n")
-            self._set_disconnect(1006, "")
         elif self._close_sent:
             self.transport.close()
 
@@ -359,7 +342,6 @@ class Protocol(asyncio.BufferedProtocol):
             # ASGI: a close before accept is a 403.
             log.info('%s - "WebSocket %s" 403', self._who(), self._target())
             self._respond_status(403, "")
-            self._set_disconnect(1006, "")
         elif kind == "websocket.http.response.start":
             status = int(message["status"])
             if not 100 <= status < 600:
@@ -383,10 +365,7 @@ class Protocol(asyncio.BufferedProtocol):
         body += message.get("body", b"")
         if not message.get("more_body", False):
             self.conn.reject(status, bytes(body), headers)
-            self._flush()
-            self._close_sent = True
-            self._set_disconnect(1006, "")
-            self.transport.close()
+            self._hang_up()
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -421,11 +400,16 @@ class Protocol(asyncio.BufferedProtocol):
         """An HTTP answer instead of the upgrade, then hang up."""
         if self._accepted or self.conn.state is not State.CONNECTING:
             return
-        self._accepted = True
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.default_headers]
         self.conn.reject(status, body, headers)
+        self._hang_up()
+
+    def _hang_up(self) -> None:
+        """An HTTP answer went instead of the upgrade: send it, and end the
+        connection (the app sees a disconnect with 1006, as ASGI asks)."""
         self._flush()
-        self._close_sent = True
+        self._accepted = self._close_sent = True
+        self._set_disconnect(1006, "")
         self.transport.close()
 
     def _app_close(self, code: int, reason: str) -> None:
