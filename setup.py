@@ -1,4 +1,4 @@
-"""Build script: declares the compiled codec, optional by design.
+"""Build script: declares the compiled codec and layers, optional by design.
 
 * ``FASTFRAME_NO_EXTENSIONS=1`` skips compilation; the install is pure Python.
 * Interpreters other than CPython get the pure install.
@@ -90,7 +90,16 @@ def extensions() -> list[Extension]:
         extra_link_args=ldflags,
         define_macros=macros,
     )
-    return cythonize([ext], compiler_directives=directives, force=SANITIZE or TRACE)
+    # The protocol layer and the asyncio glue: compiled from their .py source
+    # with the types in the .pxd beside it (the .py stays the pure twin).
+    # Annotations are for mypy; the .pxd alone gives Cython its types.
+    layers = [
+        Extension(f"fastframe.{name}", [f"fastframe/{name}.py"], extra_compile_args=cflags,
+                  extra_link_args=ldflags, define_macros=macros)
+        for name in ("protocol", "connection")
+    ]
+    return cythonize([ext, *layers], compiler_directives={**directives, "annotation_typing": False},
+                     force=SANITIZE or TRACE)
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -17,13 +17,13 @@ import itertools
 import logging
 import threading
 from collections import deque
-from typing import Any, Callable, Union
+from typing import Any, Callable, Union, cast
 
 from .exceptions import FastFrameError
 from .handshake import Headers, Request
 from .protocol import Closed, Connection, Message, Opened, Ping, Pong, Rejected, State
 
-__all__ = ["READ_SIZE", "ConnectionClosed", "Listener", "WebSocket", "WebSocketProtocol"]
+__all__ = ["READ_SIZE", "ConnectionClosed", "Listener", "ProtocolCore", "WebSocket", "WebSocketProtocol"]
 
 log = logging.getLogger("fastframe")
 
@@ -107,7 +107,7 @@ class WebSocket:
     in which case it waits for it to drain.
     """
 
-    def __init__(self, proto: WebSocketProtocol) -> None:
+    def __init__(self, proto: ProtocolCore) -> None:
         self._proto = proto
         self.id = next(_ids)
         self._messages: deque[Data] = deque()
@@ -270,8 +270,10 @@ class WebSocket:
         await asyncio.shield(self._proto.closed_future)
 
 
-class WebSocketProtocol(asyncio.BufferedProtocol):
-    """Transport glue for one connection (server or client side)."""
+class ProtocolCore:
+    """Transport glue for one connection (server or client side): all of
+    WebSocketProtocol but its asyncio base class, which a compiled class
+    cannot have (the compiled layer declares this one in connection.pxd)."""
 
     def __init__(
         self,
@@ -391,7 +393,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 if not self.opened_future.done():
                     self.opened_future.set_result(None)
                 if self._on_open is not None:
-                    self._on_open(self)
+                    self._on_open(cast("WebSocketProtocol", self))  # only ever one
                 # Frames can follow the handshake in the same read: a
                 # listener installed by on_open must receive them.
                 listener = self.listener
@@ -454,7 +456,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             except Exception:
                 log.exception("listener error in on_close on #%d %s", self.ws.id, self.peer)
         if self._on_finish is not None:
-            self._on_finish(self)
+            self._on_finish(cast("WebSocketProtocol", self))
 
     # -- flow control ------------------------------------------------------------------
 
@@ -560,3 +562,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+class WebSocketProtocol(ProtocolCore, asyncio.BufferedProtocol):
+    """An :class:`asyncio.BufferedProtocol` for one connection (asyncio's own
+    transports check that base class; uvloop only needs the methods)."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README.md, .ci/run): sets up everything the tests need,
 # builds the compiled core, then runs the whole suite against both
-# implementations.  Extra arguments go to pytest.
+# implementations, then once more as pure Python (FASTFRAME_NO_EXTENSIONS=1).  Extra arguments go to pytest.
 #
 # Uses the active virtualenv, or creates ./.venv with python3 (PYTHON=...
 # picks another interpreter).
@@ -43,4 +43,10 @@ print(f"fastframe {fastframe.__version__}: implementation {fastframe.IMPLEMENTAT
       f"Python {sys.version.split()[0]}")
 PY
 
-exec python -m pytest "$@"
+python -m pytest "$@"
+# The pure twin once more, in processes of its own: FASTFRAME_NO_EXTENSIONS=1
+# loads the protocol layer and the asyncio glue from their .py source (the
+# in-process "py" cases above swap only the codec under the compiled layers);
+# the "c" cases skip here by design.
+echo "fastframe: the pure twin (FASTFRAME_NO_EXTENSIONS=1)"
+FASTFRAME_NO_EXTENSIONS=1 python -m pytest -q "$@"

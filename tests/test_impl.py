@@ -80,3 +80,56 @@ def test_missing_compiled_core_falls_back_with_a_warning() -> None:
     env = {k: v for k, v in os.environ.items() if k != "FASTFRAME_NO_EXTENSIONS"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "py True"
+
+
+LAYERS = "import fastframe, fastframe.protocol as p, fastframe.connection as c\n" \
+         "print(fastframe.IMPLEMENTATION, *(m.__file__.rsplit('.', 1)[1] for m in (p, c)))"
+
+
+def test_compiled_layers_are_used_with_the_compiled_core() -> None:
+    """The protocol layer and the asyncio glue are compiled too (from their
+    .py with the .pxd); a build that lacks them must fail here, not run as
+    pure Python under the name "c"."""
+    if NO_EXTENSIONS:
+        pytest.skip("FASTFRAME_NO_EXTENSIONS is set")
+    load_c()
+    import fastframe.connection
+    import fastframe.protocol
+
+    for module in (fastframe.protocol, fastframe.connection):
+        assert not module.__file__.endswith(".py"), f"{module.__name__} is not compiled: {module.__file__}"
+    assert type(fastframe.protocol.Connection.__init__).__name__ != "function"
+
+
+def test_pure_twin_loads_the_layers_from_source() -> None:
+    """FASTFRAME_NO_EXTENSIONS=1: the same modules run as plain Python, even
+    where their compiled copies are installed beside them."""
+    assert _run(LAYERS, FASTFRAME_NO_EXTENSIONS="1") == "py py py"
+
+
+def test_fallback_to_the_twin_takes_the_layers_along() -> None:
+    code = "import sys, warnings; sys.modules['fastframe._codec_c'] = None\n" \
+           "warnings.simplefilter('ignore')\n" + LAYERS
+    env = {k: v for k, v in os.environ.items() if k != "FASTFRAME_NO_EXTENSIONS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "py py py"
+
+
+def test_pure_layers_serve_an_echo() -> None:
+    """The pure twin end to end in a process of its own (the in-process
+    cases swap only the codec under the compiled layers)."""
+    code = (
+        "import asyncio, fastframe\n"
+        "async def echo(ws):\n"
+        "    async for m in ws:\n"
+        "        await ws.send(m)\n"
+        "async def main():\n"
+        "    async with fastframe.serve(echo, '127.0.0.1', 0) as server:\n"
+        "        async with fastframe.connect(f'ws://127.0.0.1:{server.port}/') as ws:\n"
+        "            await ws.send('héllo'); a = await ws.recv()\n"
+        "            await ws.send(b'\\x00' * 70000); b = await ws.recv()\n"
+        "    import fastframe.connection as c\n"
+        "    print(fastframe.IMPLEMENTATION, c.__file__.endswith('.py'), a, len(b))\n"
+        "asyncio.run(main())\n"
+    )
+    assert _run(code, FASTFRAME_NO_EXTENSIONS="1") == "py True héllo 70000"

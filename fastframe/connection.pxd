@@ -1,0 +1,22 @@
+# Augmenting declarations for connection.py, compiled by Cython as it is; the
+# .py is the pure twin (see protocol.pxd and _impl.py).  Types only.
+
+from fastframe.protocol cimport Connection
+
+cdef class WebSocket:
+    cdef public ProtocolCore _proto
+    cdef public object id, _messages, _waiter, _pong_waiters
+    cdef dict __dict__
+    cdef object __weakref__
+
+cdef class ProtocolCore:
+    cdef public Connection conn
+    cdef public WebSocket ws
+    cdef public object loop, listener, transport, peer, _on_open, _on_finish
+    cdef public object write_limit, max_write_buffer, max_queue, close_timeout
+    cdef public bint flush_scheduled, in_read, paused_writing, paused_reading, finished
+    cdef public object _drain_waiters, closed_future, opened_future, last_recv, created
+    cdef public object reads, seen_reads, close_started, ping_sent, ping_payload
+    cdef public object _buffer, _writelines
+    cdef dict __dict__
+    cdef object __weakref__
