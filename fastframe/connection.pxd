@@ -1,6 +1,9 @@
 # Augmenting declarations for connection.py, compiled by Cython as it is; the
-# .py is the pure twin (see protocol.pxd and _impl.py).  Types only.
+# .py is the pure twin (see protocol.pxd and _impl.py).  Types only: the
+# attributes, and the methods on the per-message path as cpdef, so that the
+# compiled code calls them directly instead of looking them up by name.
 
+cimport cython
 from fastframe.protocol cimport Connection
 
 cdef class WebSocket:
@@ -8,6 +11,10 @@ cdef class WebSocket:
     cdef public object id, _messages, _waiter, _pong_waiters
     cdef dict __dict__
     cdef object __weakref__
+
+    cpdef _deliver(self, object data)
+    @cython.locals(proto=ProtocolCore, conn=Connection)
+    cpdef send_nowait(self, object message, object compress=*)
 
 cdef class ProtocolCore:
     cdef public Connection conn
@@ -20,3 +27,9 @@ cdef class ProtocolCore:
     cdef public object _buffer, _writelines
     cdef dict __dict__
     cdef object __weakref__
+
+    cpdef _check_queue(self)
+    cpdef after_send(self, object queued)
+    cpdef schedule_flush(self)
+    @cython.locals(conn=Connection)
+    cpdef flush(self)

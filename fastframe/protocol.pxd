@@ -12,3 +12,6 @@ cdef class Connection:
     cdef public object _msg_op, _msg_z, _msg_buf, _utf8, _pings
     cdef public list _out
     cdef dict __dict__
+
+    cpdef receive_into(self, object data, object on_message, object on_error, object arg)
+    cpdef send(self, object message, object compress=*)
