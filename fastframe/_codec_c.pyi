@@ -110,3 +110,9 @@ def encode_header(opcode: int, length: int, *, fin: bool = ..., rsv1: bool = ...
 
 def validate_utf8(data: BytesLike) -> bool:
     """Return True if ``data`` is valid UTF-8."""
+
+DIRECT_SEND: bool
+
+def try_send(fd: int, chunks: list[bytes]) -> bytes | None:
+    """Send ``chunks`` straight to socket ``fd`` as far as it takes them now;
+    None when all went, else the bytes left for the transport."""

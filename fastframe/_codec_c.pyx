@@ -750,3 +750,70 @@ def validate_utf8(data):
     finally:
         PyBuffer_Release(&view)
     return state == 0
+
+
+# ---------------------------------------------------------------- direct send
+
+cdef extern from *:
+    """
+    #ifdef _WIN32
+    #define FF_DIRECT_SEND 0
+    #define FF_IOV_MAX 1
+    struct ff_iovec { void *iov_base; size_t iov_len; };
+    static Py_ssize_t ff_try_sendv(long fd, struct ff_iovec *iov, int n) { return 0; }
+    #else
+    #include <errno.h>
+    #include <sys/socket.h>
+    #include <sys/uio.h>
+    #define FF_DIRECT_SEND 1
+    #define FF_IOV_MAX 64
+    #define ff_iovec iovec
+    #ifndef MSG_NOSIGNAL
+    #define MSG_NOSIGNAL 0  /* macOS: CPython ignores SIGPIPE already */
+    #endif
+    /* Whatever the socket takes now, without blocking; 0 on EAGAIN or any
+       error (the caller then hands everything to its transport, which meets
+       the same error and reports it the usual way). */
+    static Py_ssize_t ff_try_sendv(long fd, struct iovec *iov, int n) {
+        struct msghdr msg;
+        ssize_t r;
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = n;
+        do {
+            r = (n == 1) ? send((int)fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                         : sendmsg((int)fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } while (r < 0 && errno == EINTR);
+        return r < 0 ? 0 : (Py_ssize_t)r;
+    }
+    #endif
+    """
+    int FF_DIRECT_SEND
+    int FF_IOV_MAX
+    struct ff_iovec:
+        void *iov_base
+        size_t iov_len
+    Py_ssize_t ff_try_sendv(long fd, ff_iovec *iov, int n) nogil
+
+
+DIRECT_SEND = bool(FF_DIRECT_SEND)
+
+
+def try_send(long fd, list chunks):
+    cdef ff_iovec iov[64]
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(chunks), total = 0, sent = 0
+    cdef object c
+    if 0 < n <= FF_IOV_MAX:
+        for i in range(n):
+            c = chunks[i]
+            if not PyBytes_CheckExact(c):
+                break
+            iov[i].iov_base = PyBytes_AS_STRING(c)
+            iov[i].iov_len = <size_t>PyBytes_GET_SIZE(c)
+            total += PyBytes_GET_SIZE(c)
+        else:
+            sent = ff_try_sendv(fd, iov, <int>n)
+            if sent == total:
+                return None
+    rest = b"".join(chunks)
+    return rest[sent:] if sent else rest

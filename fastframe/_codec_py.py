@@ -19,6 +19,7 @@ from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, Protocol
 from .types import Opcode
 
 __all__ = [
+    "DIRECT_SEND",
     "Frame",
     "FrameParser",
     "Utf8Validator",
@@ -26,6 +27,7 @@ __all__ = [
     "encode_frame",
     "encode_header",
     "mask_inplace",
+    "try_send",
     "validate_utf8",
 ]
 
@@ -558,3 +560,21 @@ def validate_utf8(data: BytesLike) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+#: Whether try_send can send at all: the twin never does (see try_send).
+DIRECT_SEND = False
+
+
+def try_send(fd: int, chunks: list[bytes]) -> bytes | None:
+    """Send ``chunks`` (bytes, in order) straight to the socket ``fd`` as far
+    as it takes them without blocking.  Returns None when all of it went,
+    else the bytes that did not, for the caller's transport to write.
+
+    The twin sends nothing and returns them all (``DIRECT_SEND`` is False,
+    so callers do not even ask); the bytes on the wire are the same either
+    way.  The compiled core makes one ``send``/``sendmsg`` call, cheaper in
+    the kernel than the ``write`` event loops use; on EAGAIN or any error it
+    returns what is left, and the transport meets the error and reports it.
+    """
+    return b"".join(chunks)

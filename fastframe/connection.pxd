@@ -25,6 +25,8 @@ cdef class ProtocolCore:
     cdef public object _drain_waiters, closed_future, opened_future, last_recv, created
     cdef public object reads, seen_reads, close_started, ping_sent, ping_payload
     cdef public object _buffer, _writelines
+    cdef public long _fd
+    cdef public bint _tr_pending
     cdef dict __dict__
     cdef object __weakref__
 

@@ -19,6 +19,7 @@ import threading
 from collections import deque
 from typing import Any, Callable, Union, cast
 
+from ._impl import codec
 from .exceptions import FastFrameError
 from .handshake import Headers, Request
 from .protocol import Closed, Connection, Message, Opened, Ping, Pong, Rejected, State
@@ -28,6 +29,7 @@ __all__ = ["READ_SIZE", "ConnectionClosed", "Listener", "ProtocolCore", "WebSock
 log = logging.getLogger("fastframe")
 
 _OPEN = State.OPEN
+_try_send = codec.try_send
 
 #: Size of the shared read buffer: the most one read hands to the parser.
 READ_SIZE = 64 * 1024
@@ -56,6 +58,30 @@ def writelines_pauses(transport: asyncio.BaseTransport) -> bool:
     before 3.12 asyncio's ``writelines`` was a joined ``write`` anyway.
     """
     return not type(transport).__module__.startswith("asyncio.")
+
+
+#: Transports known to be a plain stream socket (no TLS layer above them):
+#: uvloop's and asyncio's.
+_SOCKET_TRANSPORTS = frozenset({"uvloop.loop.TCPTransport", "uvloop.loop.UnixTransport",
+                                "asyncio.selector_events._SelectorSocketTransport"})
+
+
+def direct_send_fd(transport: asyncio.BaseTransport) -> int:
+    """The socket under ``transport`` if bytes may be sent to it directly
+    while the transport's own buffer is empty, else -1.
+
+    Only a plain socket transport qualifies: with TLS, the socket carries
+    records, never our bytes.  Sending there ourselves (``send``, as picows
+    does) costs the kernel less than the loop's ``write`` on the same socket.
+    """
+    kind = type(transport)
+    if not codec.DIRECT_SEND or f"{kind.__module__}.{kind.__qualname__}" not in _SOCKET_TRANSPORTS:
+        return -1
+    sock = transport.get_extra_info("socket")
+    try:
+        return int(sock.fileno()) if sock is not None else -1
+    except (OSError, ValueError, AttributeError):
+        return -1
 
 
 def shared_read_buffer() -> memoryview:
@@ -316,6 +342,8 @@ class ProtocolCore:
         self.ping_payload: bytes | None = None
         self._buffer = shared_read_buffer()
         self._writelines = False
+        self._fd = -1  # the socket, where flush may send to it directly
+        self._tr_pending = False  # the transport may hold bytes: ask it first
 
     # -- transport callbacks ------------------------------------------------------------
 
@@ -323,6 +351,7 @@ class ProtocolCore:
         self.transport = transport  # type: ignore[assignment]
         self.peer = transport.get_extra_info("peername")
         self._writelines = writelines_pauses(transport)
+        self._fd = direct_send_fd(transport)
         transport.set_write_buffer_limits(high=self.write_limit)  # type: ignore[attr-defined]
         if self.conn.client:
             self.flush()
@@ -519,7 +548,17 @@ class ProtocolCore:
         t = self.transport
         if t is None or t.is_closing():
             return
-        if len(out) == 1:
+        if self._fd >= 0 and (not self._tr_pending or t.get_write_buffer_size() == 0):
+            # Straight to the socket while the transport holds nothing (so
+            # the order stays): one send() instead of the loop's write().
+            self._tr_pending = False
+            rest = _try_send(self._fd, out)
+            if rest is None:
+                return
+            # The rest, with any error, is the transport's to deal with.
+            self._tr_pending = True
+            t.write(rest)
+        elif len(out) == 1:
             t.write(out[0])
         elif self._writelines:
             t.writelines(out)
