@@ -6,6 +6,13 @@
 cimport cython
 from fastframe.protocol cimport Connection
 
+cdef class Writer:
+    cdef public object transport
+    cdef public long fd
+    cdef public bint pending, writelines
+
+    cpdef write(self, list out)
+
 cdef class WebSocket:
     cdef public ProtocolCore _proto
     cdef public object id, _messages, _waiter, _pong_waiters
@@ -24,9 +31,8 @@ cdef class ProtocolCore:
     cdef public bint flush_scheduled, in_read, paused_writing, paused_reading, finished
     cdef public object _drain_waiters, closed_future, opened_future, last_recv, created
     cdef public object reads, seen_reads, close_started, ping_sent, ping_payload
-    cdef public object _buffer, _writelines
-    cdef public long _fd
-    cdef public bint _tr_pending
+    cdef public object _buffer
+    cdef public Writer _writer
     cdef dict __dict__
     cdef object __weakref__
 

@@ -6,8 +6,10 @@ decided there.  The read path is an :class:`asyncio.BufferedProtocol` that
 reads into one buffer shared by every connection of a loop (a read is parsed
 before the next one starts, and the parser copies what it keeps), so an idle
 connection holds no read buffer at all.  Writes produced while handling one
-read, and by handlers during one loop iteration, leave in one write (``writelines``
-where it applies flow control, see writelines_pauses).
+read, and by handlers during one loop iteration, leave in one write: a
+``send`` straight to the socket while the transport has nothing queued, else
+the transport's ``write`` (``writelines`` where it applies flow control); see
+Writer.  Compiled by Cython with the types in connection.pxd.
 """
 
 from __future__ import annotations
@@ -82,6 +84,37 @@ def direct_send_fd(transport: asyncio.BaseTransport) -> int:
         return int(sock.fileno()) if sock is not None else -1
     except (OSError, ValueError, AttributeError):
         return -1
+
+
+class Writer:
+    """How a connection's output reaches its transport: straight to the
+    socket while the transport holds nothing (see direct_send_fd), else
+    through the transport, whose buffer and flow control then apply."""
+
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+        self.fd = direct_send_fd(transport)
+        self.pending = False  # the transport may hold bytes: ask it first
+        self.writelines = writelines_pauses(transport)
+
+    def write(self, out: list[bytes]) -> None:
+        """Write the byte strings ``out``, in order, after what went before."""
+        t = self.transport
+        if self.fd >= 0 and (not self.pending or t.get_write_buffer_size() == 0):
+            # One send() instead of the loop's write(); the order holds, as
+            # the transport has nothing queued.
+            self.pending = False
+            rest = _try_send(self.fd, out)
+            if rest is not None:
+                # The rest, and any error, are the transport's to deal with.
+                self.pending = True
+                t.write(rest)
+        elif len(out) == 1:
+            t.write(out[0])
+        elif self.writelines:
+            t.writelines(out)
+        else:
+            t.write(b"".join(out))
 
 
 def shared_read_buffer() -> memoryview:
@@ -341,17 +374,14 @@ class ProtocolCore:
         self.ping_sent = 0.0
         self.ping_payload: bytes | None = None
         self._buffer = shared_read_buffer()
-        self._writelines = False
-        self._fd = -1  # the socket, where flush may send to it directly
-        self._tr_pending = False  # the transport may hold bytes: ask it first
+        self._writer: Writer | None = None
 
     # -- transport callbacks ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.peer = transport.get_extra_info("peername")
-        self._writelines = writelines_pauses(transport)
-        self._fd = direct_send_fd(transport)
+        self._writer = Writer(transport)
         transport.set_write_buffer_limits(high=self.write_limit)  # type: ignore[attr-defined]
         if self.conn.client:
             self.flush()
@@ -548,22 +578,7 @@ class ProtocolCore:
         t = self.transport
         if t is None or t.is_closing():
             return
-        if self._fd >= 0 and (not self._tr_pending or t.get_write_buffer_size() == 0):
-            # Straight to the socket while the transport holds nothing (so
-            # the order stays): one send() instead of the loop's write().
-            self._tr_pending = False
-            rest = _try_send(self._fd, out)
-            if rest is None:
-                return
-            # The rest, with any error, is the transport's to deal with.
-            self._tr_pending = True
-            t.write(rest)
-        elif len(out) == 1:
-            t.write(out[0])
-        elif self._writelines:
-            t.writelines(out)
-        else:
-            t.write(b"".join(out))
+        self._writer.write(out)  # type: ignore[union-attr]  # set with the transport
         # The buffer can only be over the cap once it passed the high-water
         # mark, which pause_writing() reported: check only then.
         cap = self.max_write_buffer

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, MutableMapping
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from .connection import shared_read_buffer, writelines_pauses
+from .connection import Writer, shared_read_buffer
 from .deflate import DeflateConfig
 from .exceptions import LocalProtocolError
 from .protocol import Closed, Connection, Message, Rejected, Requested, State
@@ -123,13 +123,13 @@ class Protocol(asyncio.BufferedProtocol):
         self._ping_timer: asyncio.TimerHandle | None = None
         self._ping_sent: float | None = None
         self._last_recv = 0.0
-        self._writelines = False
+        self._writer: Writer | None = None  # set with the transport
 
     # -- transport callbacks ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self._writelines = writelines_pauses(transport)
+        self._writer = Writer(transport)
         self.connections.add(self)
         self.client = _address(transport, "peername")
         self.server = _address(transport, "sockname")
@@ -380,12 +380,7 @@ class Protocol(asyncio.BufferedProtocol):
         conn._out = []
         if self._lost:
             return
-        if len(out) == 1:
-            self.transport.write(out[0])
-        elif self._writelines:
-            self.transport.writelines(out)
-        else:
-            self.transport.write(b"".join(out))
+        self._writer.write(out)  # type: ignore[union-attr]  # connection_made came first
 
     async def _drained(self) -> None:
         """Write flow control: wait until the transport is below its high-water mark."""
