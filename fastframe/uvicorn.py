@@ -292,7 +292,16 @@ class Protocol(asyncio.BufferedProtocol):
             return self._disconnect  # every receive after the end says so again
         else:
             waiter = self._waiter = self.loop.create_future()
-            message = await waiter
+            try:
+                message = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    # _put had handed this event over when the app's task
+                    # was cancelled: keep it for the next receive().
+                    self._queue.appendleft(waiter.result())
+                elif self._waiter is waiter:
+                    self._waiter = None
+                raise
         if self._reading_paused and self._accepted and not self._queue_full():
             self._reading_paused = False
             self.transport.resume_reading()

@@ -531,3 +531,36 @@ def test_graceful_shutdown_closes_with_1012(ws: str) -> None:
             await c.close()
 
     run(go())
+
+
+def test_a_receive_cancelled_after_delivery_loses_nothing(fastframe_ws: str) -> None:
+    """The app's receive() is cancelled (a timeout, a task group) just after
+    an event was handed to it: the next receive() still gets that event."""
+    from types import SimpleNamespace
+
+    from fastframe.uvicorn import Protocol
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        state = SimpleNamespace(connections=set(), tasks=set(), default_headers=[])
+        proto = Protocol(uvicorn.Config(app, ws=fastframe_ws), state, {}, _loop=loop)
+        task = asyncio.ensure_future(proto.receive())
+        await asyncio.sleep(0)  # it waits
+        first = {"type": "websocket.receive", "text": "first"}
+        proto._put(first)
+        task.cancel()  # before the task ran again
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        proto._put({"type": "websocket.receive", "text": "second"})
+        assert await proto.receive() is first
+        assert (await proto.receive())["text"] == "second"
+        # A receive cancelled while still waiting takes nothing with it.
+        task = asyncio.ensure_future(proto.receive())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        proto._put({"type": "websocket.receive", "text": "third"})
+        assert (await proto.receive())["text"] == "third"
+
+    run(go())
