@@ -96,7 +96,7 @@ def extensions() -> list[Extension]:
     layers = [
         Extension(f"fastframe.{name}", [f"fastframe/{name}.py"], extra_compile_args=cflags,
                   extra_link_args=ldflags, define_macros=macros)
-        for name in ("protocol", "connection")
+        for name in ("protocol", "connection", "uvicorn")
     ]
     return cythonize([ext, *layers], compiler_directives={**directives, "annotation_typing": False},
                      force=SANITIZE or TRACE)

@@ -50,7 +50,7 @@ else:
         )
 
 #: Modules of this package that are also built as compiled extensions.
-COMPILED_LAYERS = ("protocol", "connection")
+COMPILED_LAYERS = ("protocol", "connection", "uvicorn")
 
 
 class _PureLayers:

@@ -69,7 +69,7 @@ def _address(transport: asyncio.BaseTransport, name: str) -> tuple[str, int] | N
     return None
 
 
-def _to_app(proto: Protocol, data: str | bytes) -> None:
+def _to_app(proto: AdapterCore, data: str | bytes) -> None:
     """A message for the app (also Connection.receive_into's sink)."""
     if type(data) is str:
         proto._put({"type": "websocket.receive", "text": data})
@@ -77,12 +77,13 @@ def _to_app(proto: Protocol, data: str | bytes) -> None:
         proto._put({"type": "websocket.receive", "bytes": data})
 
 
-def _to_app_failed(proto: Protocol, exc: Exception) -> None:  # pragma: no cover - _put cannot fail
+def _to_app_failed(proto: AdapterCore, exc: Exception) -> None:  # pragma: no cover - _put cannot fail
     log.error("cannot queue a message for the app", exc_info=exc)
 
 
-class Protocol(asyncio.BufferedProtocol):
-    """One WebSocket connection served to an ASGI application."""
+class AdapterCore:
+    """All of Protocol but its asyncio base class, which a compiled class
+    cannot have (the compiled layer declares this one in uvicorn.pxd)."""
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -485,3 +486,8 @@ class Protocol(asyncio.BufferedProtocol):
         path = self.scope.get("path", "")
         return f"{path}?{qs.decode('ascii')}" if qs else path
 
+
+
+class Protocol(AdapterCore, asyncio.BufferedProtocol):
+    """One WebSocket connection served to an ASGI application (the class
+    uvicorn's ``--ws`` takes).  asyncio's transports check the base class."""

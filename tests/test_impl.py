@@ -82,8 +82,9 @@ def test_missing_compiled_core_falls_back_with_a_warning() -> None:
     assert out.stdout.strip() == "py True"
 
 
-LAYERS = "import fastframe, fastframe.protocol as p, fastframe.connection as c\n" \
-         "print(fastframe.IMPLEMENTATION, *(m.__file__.rsplit('.', 1)[1] for m in (p, c)))"
+LAYERS = "import fastframe, importlib\nfrom fastframe._impl import COMPILED_LAYERS as L\n" \
+         "print(fastframe.IMPLEMENTATION, *(importlib.import_module('fastframe.' + n).__file__.rsplit('.', 1)[1] " \
+         "for n in L))"
 
 
 def test_compiled_layers_are_used_with_the_compiled_core() -> None:
@@ -93,10 +94,13 @@ def test_compiled_layers_are_used_with_the_compiled_core() -> None:
     if NO_EXTENSIONS:
         pytest.skip("FASTFRAME_NO_EXTENSIONS is set")
     load_c()
-    import fastframe.connection
-    import fastframe.protocol
+    import importlib
 
-    for module in (fastframe.protocol, fastframe.connection):
+    from fastframe._impl import COMPILED_LAYERS
+
+    assert set(COMPILED_LAYERS) == {"protocol", "connection", "uvicorn"}
+    for name in COMPILED_LAYERS:
+        module = importlib.import_module(f"fastframe.{name}")
         assert not module.__file__.endswith(".py"), f"{module.__name__} is not compiled: {module.__file__}"
     assert type(fastframe.protocol.Connection.__init__).__name__ != "function"
 
@@ -104,7 +108,7 @@ def test_compiled_layers_are_used_with_the_compiled_core() -> None:
 def test_pure_twin_loads_the_layers_from_source() -> None:
     """FASTFRAME_NO_EXTENSIONS=1: the same modules run as plain Python, even
     where their compiled copies are installed beside them."""
-    assert _run(LAYERS, FASTFRAME_NO_EXTENSIONS="1") == "py py py"
+    assert _run(LAYERS, FASTFRAME_NO_EXTENSIONS="1") == "py py py py"
 
 
 def test_fallback_to_the_twin_takes_the_layers_along() -> None:
@@ -112,7 +116,7 @@ def test_fallback_to_the_twin_takes_the_layers_along() -> None:
            "warnings.simplefilter('ignore')\n" + LAYERS
     env = {k: v for k, v in os.environ.items() if k != "FASTFRAME_NO_EXTENSIONS"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "py py py"
+    assert out.stdout.strip() == "py py py py"
 
 
 def test_pure_layers_serve_an_echo() -> None:

@@ -1,0 +1,20 @@
+# Augmenting declarations for uvicorn.py, compiled by Cython as it is; the .py
+# is the pure twin (see protocol.pxd and _impl.py).  Types only.
+
+from fastframe.connection cimport Writer
+from fastframe.protocol cimport Connection
+
+cdef class AdapterCore:
+    cdef public Connection conn
+    cdef public Writer _writer
+    cdef public object config, app, loop, app_state, connections, tasks, default_headers
+    cdef public object max_queue, ping_interval, ping_timeout, transport, scope, client, server
+    cdef public object _buffer, _queue, _waiter, _disconnect, _drain, _denial
+    cdef public object _close_timer, _ping_timer, _ping_sent, _last_recv
+    cdef public bint _accepted, _close_sent, _lost, _reading_paused, _writing_paused
+    cdef dict __dict__
+    cdef object __weakref__
+
+    cpdef _put(self, object message)
+    cpdef _flush(self)
+    cpdef bint _queue_full(self)
