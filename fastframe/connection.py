@@ -98,8 +98,13 @@ class Writer:
         self.writelines = writelines_pauses(transport)
 
     def write(self, out: list[bytes]) -> None:
-        """Write the byte strings ``out``, in order, after what went before."""
+        """Write the byte strings ``out``, in order, after what went before;
+        nothing once the transport is closing."""
         t = self.transport
+        if t.is_closing():
+            # Also a must for the direct path: uvloop closes the socket at
+            # once, and its number may already belong to a new connection.
+            return
         if self.fd >= 0 and (not self.pending or t.get_write_buffer_size() == 0):
             # One send() instead of the loop's write(); the order holds, as
             # the transport has nothing queued.
@@ -576,7 +581,7 @@ class ProtocolCore:
             return
         conn._out = []
         t = self.transport
-        if t is None or t.is_closing():
+        if t is None:
             return
         self._writer.write(out)  # type: ignore[union-attr]  # set with the transport
         # The buffer can only be over the cap once it passed the high-water

@@ -154,3 +154,37 @@ def test_burst_to_a_paused_reader_arrives_whole_and_in_order() -> None:
 def test_burst_to_a_paused_reader_under_uvloop() -> None:
     uvloop = pytest.importorskip("uvloop")
     uvloop.run(asyncio.wait_for(_burst_to_a_paused_reader(), 60))
+
+
+async def _write_after_close() -> bytes:
+    """What the peer receives when output is written after transport.close()."""
+    from fastframe.connection import Writer
+
+    loop = asyncio.get_running_loop()
+    made: asyncio.Future[Any] = loop.create_future()
+
+    class P(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            made.set_result(transport)
+
+    server = await loop.create_server(P, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        transport = await made
+        writer = Writer(transport)
+        writer.write([b"before"])
+        transport.close()
+        writer.write([b"after"])  # must not reach any socket: the fd may be reused
+        data = await asyncio.wait_for(r.read(), 5)
+        w.close()
+        return data
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_nothing_is_written_once_the_transport_is_closing() -> None:
+    assert asyncio.run(_write_after_close()) == b"before"
+    uvloop = pytest.importorskip("uvloop")
+    assert uvloop.run(_write_after_close()) == b"before"

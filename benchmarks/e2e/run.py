@@ -112,7 +112,7 @@ def available(server: str) -> str | None:
     return None
 
 
-def start_server(server: str, port: int, cpu: int | None) -> subprocess.Popen:
+def start_server(server: str, port: int, cpu: int | None, prefix: list[str] | None = None) -> subprocess.Popen:
     env = dict(os.environ)
     env.pop("FASTFRAME_NO_EXTENSIONS", None)
     if server == "node-ws":
@@ -133,6 +133,8 @@ def start_server(server: str, port: int, cpu: int | None) -> subprocess.Popen:
         if server.startswith("fastframe-py"):
             env["FASTFRAME_NO_EXTENSIONS"] = "1"
         cmd = [sys.executable, "-m", "benchmarks.e2e.servers", lib, str(port)]
+    if prefix:
+        cmd = prefix + cmd
     if cpu is not None and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(cpu)] + cmd
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
