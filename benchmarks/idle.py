@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import socket
 import subprocess
 import sys
 from typing import Any
+
+from .common import save_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UPGRADE = (
@@ -113,9 +114,7 @@ def main() -> int:
         print(f"{server:12s} {args.n} idle connections: {r['kib_per_connection']:.1f} KiB each "
               f"(RSS {r['rss_before_kib'] / 1024:.0f} -> {r['rss_after_kib'] / 1024:.0f} MiB), "
               f"still echoing: {r['echo_ok']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    save_json(args.json, results)
     return 0
 
 

@@ -18,7 +18,6 @@ Node's ws is left out (its JIT under valgrind is not the JIT it runs).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import signal
@@ -26,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 
+from ..common import save_json
 from .run import SCENARIOS, available, build_client, free_port, run_client, start_server
 
 DEFAULT_SERVERS = "fastframe-c-listener,fastframe-c,fastframe-py-listener,picows,aiohttp,websockets"
@@ -84,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         for s, v in sorted(out[sc].items(), key=lambda kv: kv[1]):
             ratio = f"{v / ref:8.2f}x" if ref else "      n/a"
             print(f"  {s:26s} {v:10,.0f} {ratio:>9s}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    save_json(args.json, out)
     return 0
 
 

@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..common import save_json
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.path.join(HERE, ".build")
@@ -249,9 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r.median('server_cpu_pct'):8.0f} {r.median('server_cpu_us_per_msg'):10.2f} "
                   f"{r.median('client_cpu_pct'):8.0f} {uv_ratio:>10s}  {'yes' if noisy else ''}")
             out["scenarios"][sc][s] = {"samples": r.samples, "msgs_per_s": rate}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    save_json(args.json, out)
     return 0
 
 
