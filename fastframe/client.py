@@ -12,10 +12,10 @@ import ssl as ssl_module
 import urllib.parse
 from typing import Any
 
-from .connection import WebSocket, WebSocketProtocol
+from .connection import WebSocket, WebSocketProtocol, tick_period
 from .deflate import DeflateConfig
 from .handshake import HandshakeError
-from .protocol import Connection, Rejected
+from .protocol import Connection, Rejected, State
 
 __all__ = ["InvalidURI", "connect"]
 
@@ -79,7 +79,26 @@ class _Connect:
             proto.abort()
             raise HandshakeError(rejected.status, rejected.reason)
         self.ws = proto.ws
+        interval = kw["ping_interval"]
+        if interval is not None:
+            self._keepalive(proto, interval, kw["ping_timeout"])
         return proto.ws
+
+    @staticmethod
+    def _keepalive(proto: WebSocketProtocol, interval: float, timeout: float | None) -> None:
+        """The client's keepalive: the server's check (ProtocolCore.keepalive)
+        on a timer of its own, until the connection is no longer open."""
+        loop = proto.loop
+        period = tick_period(interval, timeout)
+
+        def check() -> None:
+            if proto.finished or proto.conn.state is not State.OPEN:
+                return
+            proto.keepalive(loop.time(), interval, timeout)
+            loop.call_later(period, check)
+
+        proto.last_recv = loop.time()
+        loop.call_later(period, check)
 
     def __await__(self):  # type: ignore[no-untyped-def]
         return self._open().__await__()
@@ -106,8 +125,14 @@ def connect(
     write_limit: int = 64 * 1024,
     max_write_buffer: int | None = 16 * 1024 * 1024,
     max_queue: int = 32,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
 ) -> _Connect:
     """Open a client connection; ``async with connect(url) as ws`` or ``ws = await connect(url)``.
+
+    ``ping_interval``/``ping_timeout`` (websockets' defaults, 20 s each): a
+    ping after that long without inbound bytes, and close with 1011 when
+    nothing arrives for ``ping_timeout`` after it; None turns either off.
 
     Raises:
         InvalidURI: not a ws:// or wss:// URL.
@@ -119,4 +144,5 @@ def connect(
         "max_size": max_size, "subprotocols": subprotocols, "compression": compression, "ssl": ssl, "origin": origin,
         "extra_headers": extra_headers, "open_timeout": open_timeout, "close_timeout": close_timeout,
         "write_limit": write_limit, "max_write_buffer": max_write_buffer, "max_queue": max_queue,
+        "ping_interval": ping_interval, "ping_timeout": ping_timeout,
     })

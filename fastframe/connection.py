@@ -131,6 +131,13 @@ def shared_read_buffer() -> memoryview:
     return buf
 
 
+def tick_period(*timeouts: float | None) -> float:
+    """How often to check the given timeouts: a quarter of the shortest,
+    between 50 ms and 1 s."""
+    periods = [t for t in timeouts if t]
+    return max(0.05, min(1.0, min(periods) / 4)) if periods else 1.0
+
+
 class ConnectionClosed(FastFrameError):
     """The connection is closed; ``code`` and ``reason`` say how."""
 
@@ -522,6 +529,29 @@ class ProtocolCore:
                 log.exception("listener error in on_close on #%d %s", self.ws.id, self.peer)
         if self._on_finish is not None:
             self._on_finish(cast("WebSocketProtocol", self))
+
+    def keepalive(self, now: float, interval: float, timeout: float | None) -> None:
+        """One keepalive check of an OPEN connection, run periodically (the
+        server's ticker, the client's timer): a ping (§5.5.2) after
+        ``interval`` seconds without inbound bytes, and close with 1011 when
+        nothing came for ``timeout`` seconds after it."""
+        # Any inbound byte counts as life, so a long frame still in flight
+        # never trips the timeout (reads counted since the last check, to
+        # keep the clock out of the read path).
+        if self.reads != self.seen_reads:
+            self.seen_reads = self.reads
+            self.last_recv = now
+        idle = now - self.last_recv
+        if self.ping_payload is not None:
+            if timeout is not None and idle > timeout and now - self.ping_sent > timeout:
+                log.info("%s: keepalive ping timeout", self.peer)
+                self.close(1011, "keepalive ping timeout")
+                self.abort()
+        elif idle >= interval:
+            self.ping_payload = b"ka" + int(now * 1000).to_bytes(8, "big")
+            self.ping_sent = now
+            self.conn.send_ping(self.ping_payload)
+            self.flush()
 
     # -- flow control ------------------------------------------------------------------
 

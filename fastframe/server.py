@@ -28,7 +28,7 @@ from typing import (
 )
 
 from ._impl import codec
-from .connection import ConnectionClosed, Listener, WebSocket, WebSocketProtocol
+from .connection import ConnectionClosed, Listener, WebSocket, WebSocketProtocol, tick_period
 from .deflate import DeflateConfig
 from .handshake import Request
 from .protocol import Connection, State
@@ -136,33 +136,15 @@ class Server:
                     log.info("%s: opening handshake timed out", proto.peer)
                     proto.abort()
             elif state is State.OPEN:
-                if self.ping_interval is None:
-                    continue
-                # Any inbound byte counts as life, so a long frame still in
-                # flight never trips the timeout (reads counted since the
-                # last tick, to keep the clock out of the read path).
-                if proto.reads != proto.seen_reads:
-                    proto.seen_reads = proto.reads
-                    proto.last_recv = now
-                idle = now - proto.last_recv
-                if proto.ping_payload is not None:
-                    if self.ping_timeout is not None and idle > self.ping_timeout and now - proto.ping_sent > self.ping_timeout:
-                        log.info("%s: keepalive ping timeout", proto.peer)
-                        proto.close(1011, "keepalive ping timeout")
-                        proto.abort()
-                elif idle >= self.ping_interval:
-                    proto.ping_payload = b"ka" + int(now * 1000).to_bytes(8, "big")
-                    proto.ping_sent = now
-                    proto.conn.send_ping(proto.ping_payload)
-                    proto.flush()
+                if self.ping_interval is not None:
+                    proto.keepalive(now, self.ping_interval, self.ping_timeout)
             elif state is State.CLOSING and now - proto.close_started > self.close_timeout:
                 proto.abort()
         self._schedule_tick()
 
     def _schedule_tick(self) -> None:
-        periods = [p for p in (self.ping_interval, self.open_timeout, self.close_timeout) if p]
-        period = max(0.05, min(1.0, min(periods) / 4)) if periods else 1.0
-        self._ticker = self.loop.call_later(period, self._tick)
+        self._ticker = self.loop.call_later(
+            tick_period(self.ping_interval, self.open_timeout, self.close_timeout), self._tick)
 
     # -- public ---------------------------------------------------------------------------
 
