@@ -317,28 +317,33 @@ def test_keepalive_closes_silent_peer_but_not_slow_frame() -> None:
     run(go())
 
 
-async def _silent_server() -> tuple[asyncio.AbstractServer, list[bytes]]:
-    """Answers the upgrade, then reads and answers nothing (no pongs)."""
+async def _silent_server() -> tuple[asyncio.AbstractServer, list[bytes], asyncio.Event]:
+    """Answers the upgrade, then reads and answers nothing (no pongs); the
+    event is set once it has read to the end."""
     from fastframe.handshake import accept_key
 
     seen: list[bytes] = []
+    done = asyncio.Event()
 
     async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        head = await r.readuntil(b"\r\n\r\n")
-        key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key:"))
-        w.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: " + accept_key(key.decode()).encode() + b"\r\n\r\n")
-        while data := await r.read(4096):
-            seen.append(data)
-        w.close()
+        try:
+            head = await r.readuntil(b"\r\n\r\n")
+            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:"))
+            w.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Accept: " + accept_key(key.decode()).encode() + b"\r\n\r\n")
+            while data := await r.read(4096):
+                seen.append(data)
+            w.close()
+        finally:
+            done.set()
 
-    return await asyncio.start_server(handle, "127.0.0.1", 0), seen
+    return await asyncio.start_server(handle, "127.0.0.1", 0), seen, done
 
 
 def test_client_keepalive_closes_a_silent_server_and_keeps_a_live_one() -> None:
     async def go() -> None:
-        silent, seen = await _silent_server()
+        silent, seen, done = await _silent_server()
         port = silent.sockets[0].getsockname()[1]
         async with silent:
             ws = await connect(f"ws://127.0.0.1:{port}/", ping_interval=0.2, ping_timeout=0.3)
@@ -349,6 +354,7 @@ def test_client_keepalive_closes_a_silent_server_and_keeps_a_live_one() -> None:
             # No close frame came back: 1006 here (as websockets says), and
             # the server was sent a ping, then a close with 1011 (§7.4.1).
             assert ws.close_code == 1006
+            await asyncio.wait_for(done.wait(), 5)  # the server has read all there was
             frames = fastframe.FrameParser(expect_mask=True).feed(b"".join(seen))
             assert [int(f.opcode) for f in frames] == [9, 8]
             assert int.from_bytes(frames[1].payload[:2], "big") == 1011
