@@ -90,13 +90,16 @@ def extensions() -> list[Extension]:
         extra_link_args=ldflags,
         define_macros=macros,
     )
-    # The protocol layer and the asyncio glue: compiled from their .py source
-    # with the types in the .pxd beside it (the .py stays the pure twin).
-    # Annotations are for mypy; the .pxd alone gives Cython its types.
+    # The layers (fastframe._impl.COMPILED_LAYERS): every .py with a .pxd
+    # beside it, compiled from that source with the .pxd's types (the .py
+    # stays the pure twin).  Annotations are for mypy; the .pxd alone gives
+    # Cython its types.
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastframe")
     layers = [
         Extension(f"fastframe.{name}", [f"fastframe/{name}.py"], extra_compile_args=cflags,
                   extra_link_args=ldflags, define_macros=macros)
-        for name in ("protocol", "connection", "uvicorn")
+        for name in sorted(f[:-4] for f in os.listdir(here) if f.endswith(".pxd"))
+        if os.path.exists(os.path.join(here, f"{name}.py"))
     ]
     return cythonize([ext, *layers], compiler_directives={**directives, "annotation_typing": False},
                      force=SANITIZE or TRACE)

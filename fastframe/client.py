@@ -97,8 +97,7 @@ class _Connect:
             proto.keepalive(loop.time(), interval, timeout)
             loop.call_later(period, check)
 
-        proto.last_recv = loop.time()
-        loop.call_later(period, check)
+        loop.call_later(period, check)  # last_recv was set when Opened came
 
     def __await__(self):  # type: ignore[no-untyped-def]
         return self._open().__await__()

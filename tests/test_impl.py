@@ -99,6 +99,10 @@ def test_compiled_layers_are_used_with_the_compiled_core() -> None:
     from fastframe._impl import COMPILED_LAYERS
 
     assert set(COMPILED_LAYERS) == {"protocol", "connection", "uvicorn"}
+    # setup.py compiles every .py that has a .pxd beside it: the same set.
+    pkg = os.path.dirname(fastframe.__file__)
+    pairs = {f[:-4] for f in os.listdir(pkg) if f.endswith(".pxd") and os.path.exists(os.path.join(pkg, f[:-4] + ".py"))}
+    assert pairs == set(COMPILED_LAYERS)
     for name in COMPILED_LAYERS:
         module = importlib.import_module(f"fastframe.{name}")
         assert not module.__file__.endswith(".py"), f"{module.__name__} is not compiled: {module.__file__}"
