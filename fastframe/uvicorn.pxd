@@ -11,6 +11,7 @@ cdef class AdapterCore:
     cdef public object max_queue, ping_interval, ping_timeout, transport, scope, client, server
     cdef public object _buffer, _queue, _waiter, _disconnect, _drain, _denial
     cdef public object _close_timer, _ping_timer, _ping_sent, _last_recv
+    cdef public long _reads, _seen_reads
     cdef public bint _accepted, _close_sent, _lost, _reading_paused, _writing_paused
     cdef dict __dict__
     cdef object __weakref__

@@ -124,6 +124,10 @@ class AdapterCore:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._ping_sent: float | None = None
         self._last_recv = 0.0
+        # Reads counted, not timed: the keepalive timer turns a changed count
+        # into _last_recv, which keeps the clock out of the read path.
+        self._reads = 0
+        self._seen_reads = 0
         self._writer: Writer | None = None  # set with the transport
 
     # -- transport callbacks ---------------------------------------------------------
@@ -142,7 +146,7 @@ class AdapterCore:
         self.data_received(self._buffer[:nbytes])
 
     def data_received(self, data: Any) -> None:
-        self._last_recv = self.loop.time()
+        self._reads += 1
         if self._accepted and not self._close_sent:
             # Open: messages go from the parser straight into the app's queue.
             self._dispatch(self.conn.receive_into(data, _to_app, _to_app_failed, self))
@@ -438,6 +442,8 @@ class AdapterCore:
 
     def _start_keepalive(self) -> None:
         if self.ping_interval:
+            self._last_recv = self.loop.time()
+            self._seen_reads = self._reads
             self._ping_timer = self.loop.call_later(self._keepalive_period(), self._keepalive)
 
     def _keepalive_period(self) -> float:
@@ -455,6 +461,10 @@ class AdapterCore:
             return
         now = self.loop.time()
         assert self.ping_interval is not None
+        # Any inbound byte is life (a long frame in flight never trips it).
+        if self._reads != self._seen_reads:
+            self._seen_reads = self._reads
+            self._last_recv = now
         if self._ping_sent is not None and self._last_recv >= self._ping_sent:
             self._ping_sent = None  # the peer spoke since the ping: alive
         if self._ping_sent is not None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
@@ -514,6 +515,29 @@ def test_keepalive_closes_a_silent_peer(fastframe_ws: str) -> None:
                 await asyncio.sleep(1.0)
                 await c.send("still here")
                 assert await c.recv() == "still here"
+
+    run(go())
+
+
+def test_keepalive_spares_a_peer_still_sending_a_long_frame(fastframe_ws: str) -> None:
+    """Any inbound byte is life: a frame trickling in for longer than
+    interval + timeout, with no pong, does not get the connection cut."""
+    async def go() -> None:
+        async with running(fastframe_ws, ws_ping_interval=0.2, ws_ping_timeout=0.2) as server:
+            r, w, _ = await raw_handshake(server.port, "/echo")
+            frame = encode_frame(2, b"s" * 60, mask=b"abcd")
+            t = time.monotonic()
+            for i in range(len(frame)):
+                w.write(frame[i : i + 1])
+                await asyncio.sleep(0.02)
+            while True:  # pings may come first; the echo must come, not a close
+                op, payload = await asyncio.wait_for(read_frame(r), 5)
+                assert op != 8, f"closed: {payload!r}"
+                if op == 2:
+                    break
+            assert payload == b"s" * 60
+            assert time.monotonic() - t > 1.0  # longer than interval + timeout
+            w.close()
 
     run(go())
 
