@@ -6,7 +6,11 @@
 The load client (loadclient.c, built with cc on first use) keeps IN_FLIGHT
 messages outstanding on each connection and checks every reply byte for
 byte.  Servers run one at a time, interleaved across repeats (A B C A B C);
-each figure is the median over repeats.  One-connection scenarios pin client
+each figure is the median over repeats, and "pairs" gives the range of
+the per-repeat ratios to picows (the two run in the same pass over the
+servers, close together in time, so the range shows how far the machine's
+noise moves a ratio).
+One-connection scenarios pin client
 and server to the same core (on these 2-core machines, cross-core wake-ups
 cap every server near 10 k round trips/s); multi-connection ones give each a
 core.  CPU pressure (/proc/pressure/cpu) is recorded around every run, and a
@@ -167,6 +171,14 @@ class Result:
         return statistics.median(s[key] for s in self.samples)
 
 
+def pair_ratios(r: Result, ref: Result | None) -> list[float]:
+    """The server's rate over picows's, repeat by repeat (the two ran within
+    one pass over the servers, so close together in time)."""
+    if ref is None or r is ref:
+        return []
+    return [a["msgs_per_s"] / b["msgs_per_s"] for a, b in zip(r.samples, ref.samples)]
+
+
 def measure(server: str, scenario: str, seconds: float) -> dict[str, Any]:
     conns, inflight, size = SCENARIOS[scenario]
     same_core = conns == 1
@@ -233,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     for sc in scenarios:
         print(f"\n{sc} (connections x in flight, size)")
         print(f"  {'server':26s} {'msgs/s':>10s} {'vs picows':>9s} {'p50 us':>8s} {'p99 us':>8s} "
-              f"{'srv CPU%':>8s} {'srv us/msg':>10s} {'cli CPU%':>8s} {'vs uvicorn':>10s}  noisy")
+              f"{'pairs':>11s} {'srv CPU%':>8s} {'srv us/msg':>10s} {'cli CPU%':>8s} {'vs uvicorn':>10s}  noisy")
         ref = results[sc].get("picows")
         ref_rate = ref.median("msgs_per_s") if ref and ref.samples else None
         uv_rate = max((results[sc][s].median("msgs_per_s") for s in uv_refs), default=None)
@@ -246,11 +258,13 @@ def main(argv: list[str] | None = None) -> int:
             # each has its own core.
             noisy = SCENARIOS[sc][0] > 1 and max(x["pressure"] for x in r.samples) > 20
             ratio = f"{rate / ref_rate:8.2f}x" if ref_rate else "      n/a"
+            pairs = pair_ratios(r, ref)
+            pair_range = f"{min(pairs):.2f}-{max(pairs):.2f}" if pairs else ""
             uv_ratio = f"{rate / uv_rate:9.2f}x" if uv_rate and s in UVICORN else ""
             print(f"  {s:26s} {rate:10,.0f} {ratio:>9s} {r.median('p50_us'):8.1f} {r.median('p99_us'):8.1f} "
-                  f"{r.median('server_cpu_pct'):8.0f} {r.median('server_cpu_us_per_msg'):10.2f} "
+                  f"{pair_range:>11s} {r.median('server_cpu_pct'):8.0f} {r.median('server_cpu_us_per_msg'):10.2f} "
                   f"{r.median('client_cpu_pct'):8.0f} {uv_ratio:>10s}  {'yes' if noisy else ''}")
-            out["scenarios"][sc][s] = {"samples": r.samples, "msgs_per_s": rate}
+            out["scenarios"][sc][s] = {"samples": r.samples, "msgs_per_s": rate, "pair_ratios": pairs}
     save_json(args.json, out)
     return 0
 
