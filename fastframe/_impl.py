@@ -55,7 +55,12 @@ COMPILED_LAYERS = ("protocol", "connection", "uvicorn")
 
 class _PureLayers:
     """Meta-path finder: the compiled layers load from their ``.py`` source
-    (the pure twin), even where a compiled copy is installed beside it."""
+    (the pure twin), even where a compiled copy is installed beside it.
+
+    Where no source is on disk (a frozen application that ships only
+    bytecode or compiled modules), it steps aside and the usual finders load
+    the layer as shipped: a compiled layer runs over the pure codec too (the
+    test suite's in-process "py" cases run that way)."""
 
     _dir = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,7 +69,10 @@ class _PureLayers:
         package, _, name = fullname.rpartition(".")
         if package != __package__ or name not in COMPILED_LAYERS:
             return None
-        return importlib.util.spec_from_file_location(fullname, os.path.join(cls._dir, name + ".py"))
+        source = os.path.join(cls._dir, name + ".py")
+        if not os.path.isfile(source):
+            return None
+        return importlib.util.spec_from_file_location(fullname, source)
 
 
 if IMPLEMENTATION == "py" and not any(f is _PureLayers for f in sys.meta_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import NO_EXTENSIONS, load_c
@@ -113,6 +114,18 @@ def test_pure_twin_loads_the_layers_from_source() -> None:
     """FASTFRAME_NO_EXTENSIONS=1: the same modules run as plain Python, even
     where their compiled copies are installed beside them."""
     assert _run(LAYERS, FASTFRAME_NO_EXTENSIONS="1") == "py py py py"
+
+
+def test_pure_layer_finder_steps_aside_without_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frozen app may ship no .py files: the finder then finds nothing and
+    leaves the import to the usual finders instead of failing it."""
+    from fastframe._impl import _PureLayers
+
+    spec = _PureLayers.find_spec("fastframe.protocol")
+    assert spec is not None and spec.origin is not None and spec.origin.endswith("protocol.py")
+    assert _PureLayers.find_spec("fastframe.server") is None  # not a compiled layer
+    monkeypatch.setattr(_PureLayers, "_dir", str(tmp_path))
+    assert _PureLayers.find_spec("fastframe.protocol") is None
 
 
 def test_fallback_to_the_twin_takes_the_layers_along() -> None:
