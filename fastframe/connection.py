@@ -342,6 +342,12 @@ class WebSocket:
         await asyncio.shield(self._proto.closed_future)
 
 
+# Looked up once, by name: compiled, ``WebSocket._deliver`` written in a method
+# body wraps the C method in a new function object on every read (and in one
+# whose C signature does not match); getattr gets the method's own wrapper.
+_deliver = getattr(WebSocket, "_deliver")  # noqa: B009
+
+
 class ProtocolCore:
     """Transport glue for one connection (server or client side): all of
     WebSocketProtocol but its asyncio base class, which a compiled class
@@ -425,7 +431,7 @@ class ProtocolCore:
                 if listener is not None:
                     events = conn.receive_into(self._buffer[:nbytes], listener.on_message, _listener_failed, ws)
                 else:
-                    events = conn.receive_into(self._buffer[:nbytes], WebSocket._deliver, _listener_failed, ws)
+                    events = conn.receive_into(self._buffer[:nbytes], _deliver, _listener_failed, ws)
             except Exception:  # pragma: no cover - a bug in fastframe, not the peer
                 log.exception("internal error on connection from %s", self.peer)
                 self.abort()
