@@ -6,16 +6,15 @@
 The load client (loadclient.c, built with cc on first use) keeps IN_FLIGHT
 messages outstanding on each connection and checks every reply byte for
 byte.  Servers run one at a time, interleaved across repeats (A B C A B C);
-each figure is the median over repeats, and "pairs" gives the range of
-the per-repeat ratios to picows (the two run in the same pass over the
-servers, close together in time, so the range shows how far the machine's
-noise moves a ratio).
-One-connection scenarios pin client
-and server to the same core (on these 2-core machines, cross-core wake-ups
-cap every server near 10 k round trips/s); multi-connection ones give each a
-core.  CPU pressure (/proc/pressure/cpu) is recorded around every run, and a
-multi-connection run where it was high is marked noisy (in one-core runs the
-two processes queue for the core by design, so pressure is always high).
+each figure is the median over repeats, and "pairs" gives the range of the
+per-repeat ratios to picows (the two run in the same pass over the servers,
+close together in time, so the range shows how far the machine's noise moves
+a ratio).  One-connection scenarios pin client and server to the same core
+(on these 2-core machines, cross-core wake-ups cap every server near 10 k
+round trips/s); multi-connection ones give each a core.  CPU pressure
+(/proc/pressure/cpu) is recorded around every run, and a multi-connection
+run where it was high is marked noisy (in one-core runs the two processes
+queue for the core by design, so pressure is always high).
 """
 
 from __future__ import annotations
