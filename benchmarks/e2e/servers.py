@@ -13,6 +13,7 @@ Each echoes every message unchanged, with compression off, and prints
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 
@@ -132,6 +133,10 @@ SERVERS = {
 
 def main() -> None:
     lib, port = sys.argv[1], int(sys.argv[2])
+    # A shell starts background jobs with SIGINT ignored, and children inherit
+    # that; instructions.py stops servers with SIGINT (the clean exit callgrind
+    # needs to write its totals), so take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import uvloop
 
     if lib == "uvicorn":
