@@ -138,6 +138,30 @@ def tick_period(*timeouts: float | None) -> float:
     return max(0.05, min(1.0, min(periods) / 4)) if periods else 1.0
 
 
+#: What a keepalive check does: nothing yet, send a ping, or give up on the peer.
+KEEPALIVE_WAIT, KEEPALIVE_PING, KEEPALIVE_TIMEOUT = 0, 1, 2
+
+
+def keepalive_action(now: float, last_recv: float, ping_sent: float | None,
+                     interval: float, timeout: float | None) -> int:
+    """The keepalive rule, shared by the asyncio server and client and the
+    uvicorn adapter.
+
+    RFC 6455 §5.5.2 lets either side ping to check that the peer is still
+    responsive.  Any inbound byte counts as life: a ping is outstanding only
+    while nothing came in since it was sent, so a long frame in flight never
+    trips the timeout.  ``last_recv`` is when bytes last came in, ``ping_sent``
+    when the last keepalive ping left (None: never).
+    """
+    if ping_sent is not None and last_recv < ping_sent:
+        if timeout is not None and now - ping_sent >= timeout:
+            return KEEPALIVE_TIMEOUT
+        return KEEPALIVE_WAIT
+    if now - last_recv >= interval:
+        return KEEPALIVE_PING
+    return KEEPALIVE_WAIT
+
+
 class ConnectionClosed(FastFrameError):
     """The connection is closed; ``code`` and ``reason`` say how."""
 
@@ -390,8 +414,7 @@ class ProtocolCore:
         self.reads = 0  # reads so far; seen_reads is the count at the last tick
         self.seen_reads = 0
         self.close_started = 0.0
-        self.ping_sent = 0.0
-        self.ping_payload: bytes | None = None
+        self.ping_sent: float | None = None  # the last keepalive ping
         self._buffer = shared_read_buffer()
         self._writer: Writer | None = None
 
@@ -463,8 +486,6 @@ class ProtocolCore:
             elif t is Ping:
                 pass  # the pong is already queued by the Connection
             elif t is Pong:
-                if self.ping_payload is not None and ev.payload == self.ping_payload:
-                    self.ping_payload = None
                 ws._pong(ev.payload)
             elif t is Opened:
                 self.last_recv = self.loop.time()
@@ -540,23 +561,20 @@ class ProtocolCore:
         """One keepalive check of an OPEN connection, run periodically (the
         server's ticker, the client's timer): a ping (§5.5.2) after
         ``interval`` seconds without inbound bytes, and close with 1011 when
-        nothing came for ``timeout`` seconds after it."""
-        # Any inbound byte counts as life, so a long frame still in flight
-        # never trips the timeout (reads counted since the last check, to
-        # keep the clock out of the read path).
+        nothing came for ``timeout`` seconds after it (keepalive_action)."""
+        # Reads are counted, and turned into last_recv here, to keep the clock
+        # out of the read path.
         if self.reads != self.seen_reads:
             self.seen_reads = self.reads
             self.last_recv = now
-        idle = now - self.last_recv
-        if self.ping_payload is not None:
-            if timeout is not None and idle > timeout and now - self.ping_sent > timeout:
-                log.info("%s: keepalive ping timeout", self.peer)
-                self.close(1011, "keepalive ping timeout")
-                self.abort()
-        elif idle >= interval:
-            self.ping_payload = b"ka" + int(now * 1000).to_bytes(8, "big")
+        action = keepalive_action(now, self.last_recv, self.ping_sent, interval, timeout)
+        if action == KEEPALIVE_TIMEOUT:
+            log.info("%s: keepalive ping timeout", self.peer)
+            self.close(1011, "keepalive ping timeout")
+            self.abort()  # a peer that answers nothing will not answer a close either
+        elif action == KEEPALIVE_PING:
             self.ping_sent = now
-            self.conn.send_ping(self.ping_payload)
+            self.conn.send_ping(b"ka" + int(now * 1000).to_bytes(8, "big"))
             self.flush()
 
     # -- flow control ------------------------------------------------------------------

@@ -39,7 +39,13 @@ from collections.abc import Awaitable, MutableMapping
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from .connection import Writer, shared_read_buffer
+from .connection import (
+    KEEPALIVE_PING,
+    KEEPALIVE_TIMEOUT,
+    Writer,
+    keepalive_action,
+    shared_read_buffer,
+)
 from .deflate import DeflateConfig
 from .exceptions import LocalProtocolError
 from .protocol import Closed, Connection, Message, Rejected, Requested, State
@@ -461,20 +467,17 @@ class AdapterCore:
             return
         now = self.loop.time()
         assert self.ping_interval is not None
-        # Any inbound byte is life (a long frame in flight never trips it).
         if self._reads != self._seen_reads:
             self._seen_reads = self._reads
             self._last_recv = now
-        if self._ping_sent is not None and self._last_recv >= self._ping_sent:
-            self._ping_sent = None  # the peer spoke since the ping: alive
-        if self._ping_sent is not None:
-            if self.ping_timeout and now - self._ping_sent >= self.ping_timeout:
-                log.info('%s - "WebSocket %s" keepalive ping timeout', self._who(), self._target())
-                self._app_close(1011, "keepalive ping timeout")
-                # An unanswered peer will not answer our close either.
-                self.transport.close()
-                return
-        elif now - self._last_recv >= self.ping_interval:
+        action = keepalive_action(now, self._last_recv, self._ping_sent, self.ping_interval, self.ping_timeout)
+        if action == KEEPALIVE_TIMEOUT:
+            log.info('%s - "WebSocket %s" keepalive ping timeout', self._who(), self._target())
+            self._app_close(1011, "keepalive ping timeout")
+            # An unanswered peer will not answer our close either.
+            self.transport.close()
+            return
+        if action == KEEPALIVE_PING:
             self.conn.send_ping(int(now * 1000).to_bytes(8, "big"))
             self._flush()
             self._ping_sent = now

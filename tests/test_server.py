@@ -293,6 +293,31 @@ def test_reader_that_stops_is_cut_at_hard_cap_others_unaffected() -> None:
     run(go())
 
 
+@pytest.mark.parametrize(
+    ("now", "last_recv", "ping_sent", "timeout", "expected"),
+    [
+        (10.0, 5.0, None, 20.0, "wait"),  # no ping yet, idle 5 s < 10 s
+        (10.0, 0.0, None, 20.0, "ping"),  # idle for the interval
+        (25.0, 0.0, 10.0, 20.0, "wait"),  # ping outstanding, 15 s < 20 s
+        (30.0, 0.0, 10.0, 20.0, "timeout"),  # outstanding for the timeout
+        (99.0, 0.0, 10.0, None, "wait"),  # no timeout: wait for ever
+        (30.0, 12.0, 10.0, 20.0, "ping"),  # bytes came after the ping: alive; idle 18 s again
+        (15.0, 12.0, 10.0, 20.0, "wait"),  # alive, idle 3 s
+    ],
+)
+def test_keepalive_rule(now: float, last_recv: float, ping_sent: float | None, timeout: float | None,
+                        expected: str) -> None:
+    from fastframe.connection import (
+        KEEPALIVE_PING,
+        KEEPALIVE_TIMEOUT,
+        KEEPALIVE_WAIT,
+        keepalive_action,
+    )
+
+    names = {KEEPALIVE_WAIT: "wait", KEEPALIVE_PING: "ping", KEEPALIVE_TIMEOUT: "timeout"}
+    assert names[keepalive_action(now, last_recv, ping_sent, 10.0, timeout)] == expected
+
+
 def test_keepalive_closes_silent_peer_but_not_slow_frame() -> None:
     async def go() -> None:
         async with serve(echo, "127.0.0.1", 0, ping_interval=0.2, ping_timeout=0.3) as server:
