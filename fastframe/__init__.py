@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._impl import IMPLEMENTATION
 from ._impl import codec as _codec
 from .exceptions import (
+    ConcurrencyError,
     FastFrameError,
     InvalidUTF8,
     LocalProtocolError,
@@ -55,6 +56,7 @@ validate_utf8 = _codec.validate_utf8
 __all__ = [
     "IMPLEMENTATION",
     "CloseCode",
+    "ConcurrencyError",
     "Connection",
     "ConnectionClosed",
     "DeflateConfig",

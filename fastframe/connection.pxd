@@ -13,6 +13,9 @@ cdef class Writer:
 
     cpdef write(self, list out)
 
+cdef class _Sent:
+    pass
+
 cdef class WebSocket:
     cdef public ProtocolCore _proto
     cdef public object id, _messages, _waiter, _pong_waiters

@@ -19,10 +19,11 @@ import itertools
 import logging
 import threading
 from collections import deque
+from collections.abc import Awaitable, Generator
 from typing import Any, Callable, Union, cast
 
 from ._impl import codec
-from .exceptions import FastFrameError
+from .exceptions import ConcurrencyError, FastFrameError
 from .handshake import Headers, Request
 from .protocol import Closed, Connection, Message, Opened, Ping, Pong, Rejected, State
 
@@ -194,6 +195,33 @@ class Listener:
         """The connection is closed (1006 when it ended without a close frame)."""
 
 
+class _Sent:
+    """What ``send`` returns when there is nothing to wait for: an awaitable
+    that is already complete, in place of a coroutine per message.  It is
+    also a coroutine by protocol (``send``/``throw``/``close``), so that
+    ``asyncio.create_task(ws.send(m))`` keeps working."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        # An iterator that is already exhausted ends the await with None at
+        # once, and without raising: it stops with no exception set.
+        return _EXHAUSTED  # type: ignore[return-value]
+
+    def send(self, value: object) -> None:
+        raise StopIteration
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> None:
+        if val is None:
+            val = typ() if isinstance(typ, type) else typ
+        raise val
+
+    def close(self) -> None:
+        pass
+
+
+_EXHAUSTED = iter(())
+_SENT = _Sent()
+
+
 class WebSocket:
     """One open WebSocket, server or client side.
 
@@ -267,6 +295,10 @@ class WebSocket:
         while not messages:
             if proto.finished:
                 raise StopAsyncIteration
+            if self._waiter is not None:
+                # One stream of messages: a second reader would leave the
+                # first waiting for ever.
+                raise ConcurrencyError("another coroutine is already waiting for the next message")
             self._waiter = waiter = proto.loop.create_future()
             try:
                 await waiter
@@ -309,17 +341,22 @@ class WebSocket:
         conn = self._proto.conn
         return ConnectionClosed(conn.close_code or 1006, conn.close_reason)
 
-    async def send(self, message: Data, *, compress: bool | None = None) -> None:
+    def send(self, message: Data, *, compress: bool | None = None) -> Awaitable[None]:
         """Send a message: text for ``str``, binary for bytes-like.
+
+        The message is queued at once, when ``send`` is called; awaiting the
+        result waits, when the transport's buffer is over the high-water
+        mark, until it drains (``await ws.send(m)`` is the usual form).
 
         Raises:
             ConnectionClosed: the connection is closing or closed.
         """
-        self.send_nowait(message, compress=compress)
+        self.send_nowait(message, compress)
         if self._proto.paused_writing:
-            await self._proto.drain()
+            return self._proto.drain()
+        return _SENT
 
-    def send_nowait(self, message: Data, *, compress: bool | None = None) -> None:
+    def send_nowait(self, message: Data, compress: bool | None = None) -> None:
         """Queue a message without waiting for the buffer to drain.
 
         Raises:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ConcurrencyError",
     "FastFrameError",
     "InvalidUTF8",
     "LocalProtocolError",
@@ -32,6 +33,11 @@ __all__ = [
 
 class FastFrameError(Exception):
     """Root of every exception fastframe raises on purpose."""
+
+
+class ConcurrencyError(FastFrameError, RuntimeError):
+    """Two coroutines waited for the next message of one connection at once
+    (its messages are a single stream: read them from one task)."""
 
 
 class LocalProtocolError(FastFrameError):

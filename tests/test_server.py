@@ -120,6 +120,80 @@ def test_request_path_headers_subprotocol_and_ids() -> None:
     assert seen[0][:3] == ("/room/1", "yes", "v1") and seen[0][4] == "127.0.0.1"
 
 
+def test_send_queues_at_the_call_and_is_awaitable_any_way() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                pending = ws.send("queued at the call")  # not awaited yet
+                assert await ws.recv() == "queued at the call"
+                await pending
+                await asyncio.create_task(ws.send("from a task"))  # type: ignore[arg-type]
+                assert await ws.recv() == "from a task"
+                await asyncio.gather(ws.send("a"), ws.send(b"b"))
+                assert [await ws.recv(), await ws.recv()] == ["a", b"b"]
+                await ws.close()
+                with pytest.raises(ConnectionClosed):
+                    ws.send("too late")  # refused at the call, not at the await
+
+    run(go())
+
+
+def test_send_waits_while_the_write_buffer_is_over_its_high_water_mark() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                proto = ws._proto
+                proto.pause_writing()  # what the transport calls past write_limit
+                waiting = asyncio.ensure_future(ws.send("x"))
+                await asyncio.sleep(0.05)
+                assert not waiting.done()
+                proto.resume_writing()
+                await asyncio.wait_for(waiting, 5)
+                assert await ws.recv() == "x"
+
+    run(go())
+
+
+def test_two_coroutines_waiting_for_messages_at_once_is_refused() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                first = asyncio.ensure_future(ws.recv())
+                await asyncio.sleep(0)
+                with pytest.raises(fastframe.ConcurrencyError, match="already waiting"):
+                    await ws.recv()
+                with pytest.raises(fastframe.ConcurrencyError):
+                    await ws.__anext__()
+                await ws.send("one")
+                assert await asyncio.wait_for(first, 5) == "one"
+                await ws.send("two")
+                assert await ws.recv() == "two"
+
+    run(go())
+
+
+def test_a_recv_cancelled_as_its_message_arrives_loses_nothing() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                waiting = asyncio.ensure_future(ws.recv())
+                await asyncio.sleep(0)
+                # A read delivers a message and wakes the waiter, and the
+                # waiting task is cancelled before it runs again (a timeout
+                # firing in the same loop iteration): the next recv gets it.
+                ws._deliver("kept")
+                waiting.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await waiting
+                assert await asyncio.wait_for(ws.recv(), 5) == "kept"
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(ws.recv(), 0.05)
+                await ws.send("after")
+                assert await asyncio.wait_for(ws.recv(), 5) == "after"
+
+    run(go())
+
+
 def test_handler_exception_closes_1011() -> None:
     async def handler(ws: Any) -> None:
         raise RuntimeError("boom")
