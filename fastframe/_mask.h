@@ -44,9 +44,11 @@ ff_mask_tail(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4])
         memcpy(dst + i, &w, 4);
         i += 4;
     }
-    /* i is a multiple of 4 here, so the key phase is key[0] again. */
+    /* i is a multiple of 4 here, so the key phase is key[0] again, and at
+     * most 3 bytes are left (j & 3 says so to the compiler, which otherwise
+     * warns that key[j] may read past the key). */
     for (size_t j = 0; i < n; i++, j++) {
-        dst[i] = src[i] ^ key[j];
+        dst[i] = src[i] ^ key[j & 3];
     }
 }
 
