@@ -8,6 +8,7 @@ misbehaviour.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import socket
 import ssl
@@ -190,6 +191,67 @@ def test_a_recv_cancelled_as_its_message_arrives_loses_nothing() -> None:
                     await asyncio.wait_for(ws.recv(), 0.05)
                 await ws.send("after")
                 assert await asyncio.wait_for(ws.recv(), 5) == "after"
+
+    run(go())
+
+
+def test_handler_resumed_by_a_read_keeps_its_task_and_context() -> None:
+    # A message arriving in a read resumes the waiting handler inside that
+    # read; it must still run as its own task, in its own context.
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[tuple[bool, str, str]] = []
+
+    async def handler(ws: Any) -> None:
+        task = asyncio.current_task()
+        var.set(f"handler {ws.id}")
+        async for message in ws:
+            seen.append((asyncio.current_task() is task, var.get(), message))
+            await ws.send(message)
+            if message == "sleep":
+                await asyncio.sleep(0.05)  # busy elsewhere: what arrives meanwhile waits
+
+    async def go() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                for m in ["a", "b", "sleep"]:
+                    await ws.send(m)
+                    assert await ws.recv() == m
+                for m in ["c", "d", "e"]:  # sent while the handler sleeps
+                    await ws.send(m)
+                assert [await ws.recv() for _ in range(3)] == ["c", "d", "e"]
+
+    run(go())
+    assert [m for _, _, m in seen] == ["a", "b", "sleep", "c", "d", "e"]
+    assert all(same and value.startswith("handler ") for same, value, _ in seen), seen
+
+
+def test_a_recv_cancelled_before_its_message_arrives_loses_nothing() -> None:
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                waiting = asyncio.ensure_future(ws.recv())
+                await asyncio.sleep(0)
+                waiting.cancel()
+                await ws.send("kept")  # its echo arrives after the cancellation
+                with pytest.raises(asyncio.CancelledError):
+                    await waiting
+                assert await asyncio.wait_for(ws.recv(), 5) == "kept"
+
+    run(go())
+
+
+def test_a_reader_resumed_where_a_task_runs_still_gets_its_message() -> None:
+    # The in-read resume is for transport callbacks; where a task is already
+    # running, the waiting task's step cannot start, and it goes through the
+    # loop as a Future's wake-up would.
+    async def go() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                waiting = asyncio.ensure_future(ws.recv())
+                await asyncio.sleep(0)
+                ws._messages.append("queued")
+                ws._resume_reader()
+                assert await asyncio.wait_for(waiting, 5) == "queued"
 
     run(go())
 
