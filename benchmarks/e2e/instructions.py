@@ -13,11 +13,19 @@ the cost per message in user space (startup and warm-up cancel out).  The
 kernel is not counted: compare system calls with ``strace -c`` (every server
 here makes one read and one write per message at one message in flight).
 Node's ws is left out (its JIT under valgrind is not the JIT it runs).
+
+``--footprint`` counts, besides, the server's hot code: the distinct 64-byte
+lines of machine code it runs on (nearly) every message, from callgrind's
+per-instruction counts over a steady period.  At one message in flight each
+round trip starts after a context switch, with the caches shared with the
+kernel and the client, so the code a message touches can matter more than
+how many instructions run (a loop is cheap once its line is in cache).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import re
 import shutil
 import signal
@@ -41,16 +49,65 @@ def count(server: str, scenario: str, seconds: float) -> tuple[int, int]:
         try:
             r = run_client(port, conns, inflight, size, seconds, 0.0, None)
         finally:
-            proc.send_signal(signal.SIGINT)  # a clean exit, so that callgrind writes its totals
-            try:
-                _, err = proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
+            err = stop(proc)
     m = re.search(r"Collected : (\d+)", err or "")
     if not m:
         raise RuntimeError(f"{server}: callgrind reported no total: {err[-500:] if err else ''}")
     return int(r["messages"]), int(m.group(1))
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    """Stop a server with SIGINT (a clean exit, so that callgrind writes its
+    totals); its standard error."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err or ""
+
+
+def footprint(server: str, scenario: str, seconds: float) -> tuple[int, float, int]:
+    """(messages, instructions per message, hot 64-byte code lines) over a
+    steady period: collection is switched on after a warm-up and off before
+    the exit."""
+    conns, inflight, size = SCENARIOS[scenario]
+    port = free_port()
+    with tempfile.NamedTemporaryFile(prefix="callgrind.", suffix=".out") as out:
+        proc = start_server(server, port, None, [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=yes", "--dump-line=no",
+            "--compress-pos=no", "--compress-strings=no", f"--callgrind-out-file={out.name}"])
+        try:
+            run_client(port, conns, inflight, size, 1.0, 0.0, None)  # warm-up, not counted
+            subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
+            r = run_client(port, conns, inflight, size, seconds, 0.0, None)
+            subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
+        finally:
+            stop(proc)
+        counts = per_instruction(out.name)
+    n = int(r["messages"])
+    hot = {addr >> 6 for addr, c in counts.items() if c >= 0.9 * n}
+    return n, sum(counts.values()) / n, len(hot)
+
+
+def per_instruction(path: str) -> collections.Counter[int]:
+    """Instructions executed at each address, from an uncompressed callgrind
+    profile with --dump-instr=yes (the cost line after ``calls=`` is the
+    callee's inclusive cost, not the caller's own, and is skipped)."""
+    counts: collections.Counter[int] = collections.Counter()
+    after_call = False
+    with open(path) as f:
+        for line in f:
+            if line.startswith("calls="):
+                after_call = True
+            elif line.startswith("0x"):
+                if after_call:
+                    after_call = False
+                    continue
+                addr, cost = line.split()[:2]
+                counts[int(addr, 16)] += int(cost)
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--short", type=float, default=2.0, help="seconds of the short period")
     ap.add_argument("--long", type=float, default=6.0, help="seconds of the long period")
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--footprint", action="store_true",
+                    help="also count the hot code lines per message (a third run under callgrind)")
     args = ap.parse_args(argv)
     if not shutil.which("valgrind"):
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -67,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     build_client()
     servers = [s for s in args.servers.split(",") if s != "node-ws" and not available(s)]
     out: dict[str, dict[str, float]] = {}
+    lines: dict[str, dict[str, int]] = {}
     print("# server instructions per message (callgrind, user space); ratios against picows")
     for sc in args.scenarios.split(","):
         out[sc] = {}
@@ -78,13 +138,22 @@ def main(argv: list[str] | None = None) -> int:
             if m2 <= m1:
                 raise RuntimeError(f"{s}: the long period echoed no more messages than the short one")
             out[sc][s] = (i2 - i1) / (m2 - m1)
+            if args.footprint:
+                _, _, hot = footprint(s, sc, args.short)
+                lines.setdefault(sc, {})[s] = hot
         sys.stderr.write("\r\033[K")
         ref = out[sc].get("picows")
-        print(f"\n{sc}\n  {'server':26s} {'instr/msg':>10s} {'vs picows':>9s}")
+        hot_ref = lines.get(sc, {}).get("picows")
+        print(f"\n{sc}\n  {'server':26s} {'instr/msg':>10s} {'vs picows':>9s}"
+              + (f" {'hot lines':>9s} {'KiB':>6s} {'vs picows':>9s}" if args.footprint else ""))
         for s, v in sorted(out[sc].items(), key=lambda kv: kv[1]):
             ratio = f"{v / ref:8.2f}x" if ref else "      n/a"
-            print(f"  {s:26s} {v:10,.0f} {ratio:>9s}")
-    save_json(args.json, out)
+            row = f"  {s:26s} {v:10,.0f} {ratio:>9s}"
+            if args.footprint:
+                hot = lines[sc][s]
+                row += f" {hot:9,d} {hot * 64 / 1024:6.1f} " + (f"{hot / hot_ref:8.2f}x" if hot_ref else "      n/a")
+            print(row)
+    save_json(args.json, {"instructions": out, "hot_lines": lines} if args.footprint else out)
     return 0
 
 
