@@ -23,7 +23,6 @@ cdef class WebSocket:
     cdef object __weakref__
 
     cpdef _deliver(self, object data)
-    cpdef _resume_reader(self)
     @cython.locals(proto=ProtocolCore, conn=Connection)
     cpdef send_nowait(self, object message, object compress=*)
 

@@ -322,38 +322,9 @@ class WebSocket:
 
     def _deliver(self, data: Data) -> None:
         self._messages.append(data)
-        if not self._proto.in_read:  # a read wakes the reader at its end: _resume_reader
-            w = self._waiter
-            if w is not None and not w.done():
-                w.set_result(None)
-
-    def _resume_reader(self) -> None:
-        """The end of a read that queued messages: resume the task waiting
-        for them here, inside the read, as a Listener's on_message runs.
-
-        Resolving its future would schedule the task's step with call_soon
-        (a handle, a second trip through the loop, and a write of its own);
-        instead the task's own wake-up callback is taken off the future and
-        run now, in the task's context.  The task steps up to its next
-        ``await`` (with every message of the read queued, so usually all of
-        them), and what it sends joins the read's one write.  Only a
-        transport callback calls this: no task is running, so the step can
-        start.  Anything unexpected takes the Future's usual path.
-        """
         w = self._waiter
-        if w is None or w.done() or not self._messages:
-            return
-        callbacks = w._callbacks  # asyncio.Future's (fn, context) pairs
-        if callbacks is None or len(callbacks) != 1:
+        if w is not None and not w.done():
             w.set_result(None)
-            return
-        fn, context = callbacks[0]
-        w.remove_done_callback(fn)
-        w.set_result(None)
-        try:
-            context.run(fn, w)
-        except RuntimeError:  # the step could not start (a task is running): as the Future would
-            self._proto.loop.call_soon(fn, w, context=context)
 
     def _wake(self) -> None:
         w = self._waiter
@@ -529,8 +500,7 @@ class ProtocolCore:
             # listeners send while these are handled joins the same write.
             if events:
                 self._handle(events)
-            if self.listener is None:
-                ws._resume_reader()
+            elif listener is None:
                 self._check_queue()
         finally:
             self.in_read = False

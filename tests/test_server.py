@@ -196,8 +196,8 @@ def test_a_recv_cancelled_as_its_message_arrives_loses_nothing() -> None:
 
 
 def test_handler_resumed_by_a_read_keeps_its_task_and_context() -> None:
-    # A message arriving in a read resumes the waiting handler inside that
-    # read; it must still run as its own task, in its own context.
+    # However a message wakes the waiting handler, it runs as its own task,
+    # in its own context, and what arrives while it is busy waits in order.
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     seen: list[tuple[bool, str, str]] = []
 
@@ -236,22 +236,6 @@ def test_a_recv_cancelled_before_its_message_arrives_loses_nothing() -> None:
                 with pytest.raises(asyncio.CancelledError):
                     await waiting
                 assert await asyncio.wait_for(ws.recv(), 5) == "kept"
-
-    run(go())
-
-
-def test_a_reader_resumed_where_a_task_runs_still_gets_its_message() -> None:
-    # The in-read resume is for transport callbacks; where a task is already
-    # running, the waiting task's step cannot start, and it goes through the
-    # loop as a Future's wake-up would.
-    async def go() -> None:
-        async with serve(echo, "127.0.0.1", 0) as server:
-            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
-                waiting = asyncio.ensure_future(ws.recv())
-                await asyncio.sleep(0)
-                ws._messages.append("queued")
-                ws._resume_reader()
-                assert await asyncio.wait_for(waiting, 5) == "queued"
 
     run(go())
 
