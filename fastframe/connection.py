@@ -38,6 +38,10 @@ _try_send = codec.try_send
 READ_SIZE = 64 * 1024
 
 _ids = itertools.count(1)
+# The queue's two methods on the per-message path, taken once: compiled code
+# (Cython knows no deque) would otherwise look each up by name on every call.
+_append = deque.append
+_popleft = deque.popleft
 # The read buffer shared by the connections of a thread's event loop: one
 # loop runs in a thread at a time and parses each read before the next.
 _local = threading.local()
@@ -304,7 +308,7 @@ class WebSocket:
                 await waiter
             finally:
                 self._waiter = None
-        msg = messages.popleft()
+        msg = _popleft(messages)
         if proto.paused_reading and len(messages) < proto.max_queue // 2:
             proto.resume_reading()
         return msg
@@ -321,7 +325,7 @@ class WebSocket:
             raise self._closed() from None
 
     def _deliver(self, data: Data) -> None:
-        self._messages.append(data)
+        _append(self._messages, data)
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
