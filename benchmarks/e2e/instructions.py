@@ -68,8 +68,8 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return err or ""
 
 
-def footprint(server: str, scenario: str, seconds: float) -> tuple[int, float, int]:
-    """(messages, instructions per message, hot 64-byte code lines) over a
+def footprint(server: str, scenario: str, seconds: float) -> int:
+    """The hot 64-byte code lines (run on at least 90% of the messages) over a
     steady period: collection is switched on after a warm-up and off before
     the exit."""
     conns, inflight, size = SCENARIOS[scenario]
@@ -87,8 +87,7 @@ def footprint(server: str, scenario: str, seconds: float) -> tuple[int, float, i
             stop(proc)
         counts = per_instruction(out.name)
     n = int(r["messages"])
-    hot = {addr >> 6 for addr, c in counts.items() if c >= 0.9 * n}
-    return n, sum(counts.values()) / n, len(hot)
+    return len({addr >> 6 for addr, c in counts.items() if c >= 0.9 * n})
 
 
 def per_instruction(path: str) -> collections.Counter[int]:
@@ -139,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"{s}: the long period echoed no more messages than the short one")
             out[sc][s] = (i2 - i1) / (m2 - m1)
             if args.footprint:
-                _, _, hot = footprint(s, sc, args.short)
-                lines.setdefault(sc, {})[s] = hot
+                lines.setdefault(sc, {})[s] = footprint(s, sc, args.short)
         sys.stderr.write("\r\033[K")
         ref = out[sc].get("picows")
         hot_ref = lines.get(sc, {}).get("picows")
