@@ -15,6 +15,11 @@ round trips/s); multi-connection ones give each a core.  CPU pressure
 (/proc/pressure/cpu) is recorded around every run, and a multi-connection
 run where it was high is marked noisy (in one-core runs the two processes
 queue for the core by design, so pressure is always high).
+
+Two reference lines are not libraries and run only when named in --servers:
+c-ceiling (ceiling.c, an echo server in C on bare epoll: what the kernel and
+the load client leave for any server) and uvloop-floor (the least a Python
+protocol callback on uvloop does per message).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.path.join(HERE, ".build")
 CLIENT = os.path.join(BUILD, "loadclient")
+CEILING = os.path.join(BUILD, "ceiling")
 
 #: (connections, in flight per connection, message size)
 SCENARIOS: dict[str, tuple[int, int, int]] = {
@@ -48,6 +54,11 @@ SCENARIOS: dict[str, tuple[int, int, int]] = {
 }
 SERVERS = ["fastframe-c", "fastframe-c-listener", "fastframe-py", "fastframe-py-listener",
            "picows", "aiohttp", "websockets", "node-ws"]
+#: Reference lines, not libraries (run them with --servers): ceiling.c, an echo
+#: server in C on bare epoll (what the kernel and the load client allow any
+#: server), and servers.py's uvloop_floor (the least a Python callback on uvloop
+#: can do per message).
+REFERENCES = ["c-ceiling", "uvloop-floor"]
 #: The same ASGI echo app under uvicorn with each WebSocket implementation
 #: (``--ws``): fastframe's drop-in Protocol, compiled and pure, and uvicorn's own.
 UVICORN = {
@@ -58,13 +69,18 @@ UVICORN = {
 }
 
 
-def build_client() -> str:
-    src = os.path.join(HERE, "loadclient.c")
-    if not os.path.exists(CLIENT) or os.path.getmtime(CLIENT) < os.path.getmtime(src):
+def build(name: str) -> str:
+    """Compile benchmarks/e2e/NAME.c into .build/NAME unless it is up to date."""
+    src, exe = os.path.join(HERE, name + ".c"), os.path.join(BUILD, name)
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
         os.makedirs(BUILD, exist_ok=True)
         cc = os.environ.get("CC", "cc")
-        subprocess.run([cc, "-O2", "-o", CLIENT, src], check=True)
-    return CLIENT
+        subprocess.run([cc, "-O2", "-o", exe, src], check=True)
+    return exe
+
+
+def build_client() -> str:
+    return build("loadclient")
 
 
 def free_port() -> int:
@@ -92,6 +108,13 @@ def available(server: str) -> str | None:
     """None if the server can run here, else why not."""
     import importlib.util
 
+    if server == "c-ceiling":
+        return None if shutil.which(os.environ.get("CC", "cc")) else "no C compiler"
+    if server == "uvloop-floor":
+        for need in ("uvloop", "fastframe._codec_c"):
+            if importlib.util.find_spec(need) is None:
+                return f"{need} not installed"
+        return None
     if server == "node-ws":
         if not shutil.which("node") or not os.path.isdir(os.path.join(ROOT, "tests", "js", "node_modules", "ws")):
             return "node or tests/js/node_modules/ws missing (npm install in tests/js)"
@@ -120,7 +143,11 @@ def available(server: str) -> str | None:
 def start_server(server: str, port: int, cpu: int | None, prefix: list[str] | None = None) -> subprocess.Popen:
     env = dict(os.environ)
     env.pop("FASTFRAME_NO_EXTENSIONS", None)
-    if server == "node-ws":
+    if server == "c-ceiling":
+        cmd = [build("ceiling"), str(port)]
+    elif server == "uvloop-floor":
+        cmd = [sys.executable, "-m", "benchmarks.e2e.servers", "uvloop_floor", str(port)]
+    elif server == "node-ws":
         cmd = ["node", "-e", (
             "const W=require('ws');"
             f"const s=new W.Server({{host:'127.0.0.1',port:{port},perMessageDeflate:false}});"

@@ -122,12 +122,63 @@ async def uvicorn_server(port: int, ws: str) -> None:
     await task
 
 
+async def uvloop_floor_server(port: int) -> None:
+    """Not a WebSocket server: the least a Python server on uvloop can do per
+    message (one protocol callback per read, one C call to unmask, one write),
+    for the load client's frames only.  A reference line: what uvloop and the
+    kernel cost before any WebSocket library runs."""
+    from fastframe._codec_c import apply_mask
+
+    response = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+
+    class Floor(asyncio.Protocol):
+        def connection_made(self, transport):  # type: ignore[no-untyped-def]
+            self.transport = transport
+            self.buf = b""
+            self.open = False
+
+        def data_received(self, data):  # type: ignore[no-untyped-def]
+            buf = self.buf + data if self.buf else data
+            if not self.open:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    self.buf = buf
+                    return
+                self.transport.write(response)
+                self.open = True
+                buf = buf[end + 4:]
+            out = []
+            pos, n = 0, len(buf)
+            while n - pos >= 6:
+                length, hdr = buf[pos + 1] & 0x7F, 2
+                if length == 126:
+                    if n - pos < 8:
+                        break
+                    length, hdr = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+                end = pos + hdr + 4 + length
+                if end > n:
+                    break
+                out.append(bytes((0x82, length)) if hdr == 2 else b"\x82\x7e" + buf[pos + 2:pos + 4])
+                out.append(apply_mask(buf[pos + hdr + 4:end], buf[pos + hdr:pos + hdr + 4]))
+                pos = end
+            if out:
+                self.transport.write(b"".join(out))
+            self.buf = buf[pos:]
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Floor, "127.0.0.1", port)
+    print("listening", flush=True)
+    await server.serve_forever()
+
+
 SERVERS = {
     "fastframe": fastframe_server,
     "fastframe_listener": fastframe_listener_server,
     "picows": picows_server,
     "aiohttp": aiohttp_server,
     "websockets": websockets_server,
+    "uvloop_floor": uvloop_floor_server,
 }
 
 
