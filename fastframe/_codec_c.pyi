@@ -60,11 +60,13 @@ class FrameParser:
         on_message: Callable[[Any, str | bytes], object],
         on_error: Callable[[Any, Exception], object],
         arg: Any,
+        size: int = -1,
     ) -> list[Frame]:
         """Like ``feed``, but whole messages (final, uncompressed text or
         binary frames) parsed before the first other frame go to
         ``on_message(arg, message)`` as they complete; exceptions from it go
-        to ``on_error(arg, exc)``.  Returns the other frames, in order."""
+        to ``on_error(arg, exc)``.  Returns the other frames, in order.
+        With ``size`` >= 0 only the first ``size`` bytes of ``data`` count."""
 
 class Utf8Validator:
     """Incremental, fail-fast UTF-8 validation."""

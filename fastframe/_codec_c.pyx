@@ -668,19 +668,21 @@ cdef class FrameParser:
             pos += <Py_ssize_t>n
             self._emit(b0, payload, frames)
 
-    def feed_messages(self, data, on_message, on_error, arg):
+    def feed_messages(self, data, on_message, on_error, arg, Py_ssize_t size=-1):
         """Like feed, but each whole message parsed before the first frame
         that must be returned goes to ``on_message(arg, message)`` (``str``
         for text, ``bytes`` for binary) as it completes; an exception from
         it goes to ``on_error(arg, exc)`` and parsing goes on.  Returns the
         other frames, in order.  The caller must not have a fragmented
-        message open (its continuation frames would be overtaken)."""
+        message open (its continuation frames would be overtaken).  With
+        ``size`` >= 0 only the first ``size`` bytes of ``data`` count (a
+        read buffer and the length read, without a slice object per read)."""
         cdef list frames = []
         self._sink = on_message
         self._sink_error = on_error
         self._sink_arg = arg
         try:
-            self._feed(data, frames)
+            self._feed(data, frames, size)
         finally:
             self._sink = None
             self._sink_error = None
@@ -689,18 +691,23 @@ cdef class FrameParser:
 
     def feed(self, data):
         cdef list frames = []
-        self._feed(data, frames)
+        self._feed(data, frames, -1)
         return frames
 
-    cdef int _feed(self, object data, list frames) except -1:
+    cdef int _feed(self, object data, list frames, Py_ssize_t size) except -1:
         cdef Py_buffer view
+        cdef Py_ssize_t n
         if self._state == S_FAILED:
             raise type(self._error)(*self._error.args)
         if PyBytes_CheckExact(data):
-            return self._parse(<const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), frames)
+            n = PyBytes_GET_SIZE(data)
+            return self._parse(<const uint8_t *>PyBytes_AS_STRING(data),
+                               n if size < 0 or size > n else size, frames)
+        # The buffer stays exported while parsing, so that the on_message
+        # sink cannot resize a bytearray under the parser.
         _get_buffer(data, &view)
         try:
-            self._parse(<const uint8_t *>view.buf, view.len, frames)
+            self._parse(<const uint8_t *>view.buf, view.len if size < 0 or size > view.len else size, frames)
         finally:
             PyBuffer_Release(&view)
         return 0

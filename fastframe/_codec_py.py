@@ -354,17 +354,22 @@ class FrameParser:
         on_message: Callable[[Any, str | bytes], object],
         on_error: Callable[[Any, Exception], object],
         arg: Any,
+        size: int = -1,
     ) -> list[Frame]:
         """Like :meth:`feed`, but each whole message parsed before the first
         frame that must be returned goes to ``on_message(arg, message)``
         (``str`` for text, ``bytes`` for binary); an exception from it goes
         to ``on_error(arg, exc)`` and parsing goes on.  Returns the other
         frames, in order.  The caller must not have a fragmented message
-        open (its continuation frames would be overtaken).
+        open (its continuation frames would be overtaken).  With ``size``
+        >= 0 only the first ``size`` bytes of ``data`` count (a read buffer
+        and the length read, without a slice object per read).
 
         A whole message is a final, uncompressed text or binary frame; text
         that is not valid UTF-8 stays a frame, for the caller to fail (1007).
         """
+        if size >= 0:
+            data = memoryview(data)[:size]
         try:
             frames = self.feed(data)
         except ProtocolError as exc:

@@ -128,11 +128,15 @@ class Writer:
             t.write(b"".join(out))
 
 
-def shared_read_buffer() -> memoryview:
-    """This thread's read buffer (READ_SIZE bytes), for BufferedProtocol.get_buffer."""
-    buf: memoryview | None = getattr(_local, "read_buffer", None)
+def shared_read_buffer() -> bytearray:
+    """This thread's read buffer (READ_SIZE bytes), for BufferedProtocol.get_buffer.
+
+    A bytearray, not a memoryview: the parser is given it whole with the
+    length read (``receive_into(..., size)``), and taking a bytearray's
+    buffer costs a fraction of a memoryview slice per read."""
+    buf: bytearray | None = getattr(_local, "read_buffer", None)
     if buf is None:
-        buf = _local.read_buffer = memoryview(bytearray(READ_SIZE))
+        buf = _local.read_buffer = bytearray(READ_SIZE)
     return buf
 
 
@@ -474,7 +478,7 @@ class ProtocolCore:
             self.flush()
             transport.close()
 
-    def get_buffer(self, sizehint: int) -> memoryview:
+    def get_buffer(self, sizehint: int) -> bytearray:
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -493,9 +497,9 @@ class ProtocolCore:
         try:
             try:
                 if listener is not None:
-                    events = conn.receive_into(self._buffer[:nbytes], listener.on_message, _listener_failed, ws)
+                    events = conn.receive_into(self._buffer, listener.on_message, _listener_failed, ws, nbytes)
                 else:
-                    events = conn.receive_into(self._buffer[:nbytes], _deliver, _listener_failed, ws)
+                    events = conn.receive_into(self._buffer, _deliver, _listener_failed, ws, nbytes)
             except Exception:  # pragma: no cover - a bug in fastframe, not the peer
                 log.exception("internal error on connection from %s", self.peer)
                 self.abort()

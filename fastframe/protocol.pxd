@@ -13,5 +13,5 @@ cdef class Connection:
     cdef public list _out
     cdef dict __dict__
 
-    cpdef receive_into(self, object data, object on_message, object on_error, object arg)
+    cpdef receive_into(self, object data, object on_message, object on_error, object arg, Py_ssize_t size=*)
     cpdef send(self, object message, object compress=*)

@@ -490,6 +490,7 @@ class Connection:
         on_message: Callable[[Any, str | bytes], object],
         on_error: Callable[[Any, Exception], object],
         arg: Any,
+        size: int = -1,
     ) -> list[Event]:
         """Like :meth:`receive_data`, but the messages that arrive before any
         other event go to ``on_message(arg, message)`` instead of becoming
@@ -499,12 +500,14 @@ class Connection:
         ``on_message`` goes to ``on_error(arg, exc)``.  Returns the events
         from the first other one on (later messages among them as
         :class:`Message`), so that everything keeps its order of arrival.
+        With ``size`` >= 0 only the first ``size`` bytes of ``data`` count
+        (the read buffer of a ``BufferedProtocol`` and the length read).
         """
         state = self.state
         if (state is _OPEN or state is _CLOSING) and self._msg_op < 0:
             events: list[Event] = []
             try:
-                frames = self._parser.feed_messages(data, on_message, on_error, arg)
+                frames = self._parser.feed_messages(data, on_message, on_error, arg, size)
             except ProtocolError as exc:
                 self._after_violation(exc, events)
             else:
@@ -515,7 +518,7 @@ class Connection:
                     if self.state is _CLOSED:
                         break
         else:
-            events = self.receive_data(data)
+            events = self.receive_data(data if size < 0 else memoryview(data)[:size])
         for i, ev in enumerate(events):
             if type(ev) is not Message:
                 return events[i:]

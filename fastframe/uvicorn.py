@@ -145,19 +145,23 @@ class AdapterCore:
         self.client = _address(transport, "peername")
         self.server = _address(transport, "sockname")
 
-    def get_buffer(self, sizehint: int) -> memoryview:
+    def get_buffer(self, sizehint: int) -> bytearray:
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._buffer[:nbytes])
+        self._received(self._buffer, nbytes)
 
     def data_received(self, data: Any) -> None:
+        self._received(data, -1)
+
+    def _received(self, data: Any, size: int) -> None:
+        """The bytes read: all of ``data``, or its first ``size`` bytes."""
         self._reads += 1
         if self._accepted and not self._close_sent:
             # Open: messages go from the parser straight into the app's queue.
-            self._dispatch(self.conn.receive_into(data, _to_app, _to_app_failed, self))
+            self._dispatch(self.conn.receive_into(data, _to_app, _to_app_failed, self, size))
         else:
-            self._dispatch(self.conn.receive_data(data))
+            self._dispatch(self.conn.receive_data(data if size < 0 else memoryview(data)[:size]))
         self._flush()  # pongs, close echoes, a 400 for a bad request
         if self._queue_full() and not self._reading_paused:
             # ws_max_queue: the app is behind; stop reading until it catches up.

@@ -186,10 +186,14 @@ def test_encode_agrees(
     assert enc(c_impl) == enc(py_impl)
 
 
-def run_messages(impl: ModuleType, chunks: list[bytes], fail_on: bytes | None, **kw: Any) -> list[Any]:
+def run_messages(impl: ModuleType, chunks: list[bytes], fail_on: bytes | None, reuse: bool = False,
+                 **kw: Any) -> list[Any]:
     """feed_messages over the chunks: one log of what went to the sink, to
-    the error hook and back as frames, in order, and how it ended."""
+    the error hook and back as frames, in order, and how it ended.  With
+    ``reuse``, each chunk is read into one bytearray over stale bytes and
+    given with its length (``size``), as the asyncio protocol does."""
     p = impl.FrameParser(**kw)
+    buf = bytearray(b"\xa5" * (max(map(len, chunks), default=0) + 7))
     log: list[Any] = []
 
     def on_message(arg: Any, message: Any) -> None:
@@ -203,7 +207,12 @@ def run_messages(impl: ModuleType, chunks: list[bytes], fail_on: bytes | None, *
 
     try:
         for c in chunks:
-            log += [("frame", astuple(f)) for f in p.feed_messages(c, on_message, on_error, "arg")]
+            if reuse:
+                buf[: len(c)] = c
+                rest = p.feed_messages(buf, on_message, on_error, "arg", len(c))
+            else:
+                rest = p.feed_messages(c, on_message, on_error, "arg")
+            log += [("frame", astuple(f)) for f in rest]
     except FastFrameError as exc:
         log += [("frame", astuple(f)) for f in exc.frames]
         log.append(("raised", type(exc).__name__, exc.close_code))
@@ -218,6 +227,7 @@ def run_messages(impl: ModuleType, chunks: list[bytes], fail_on: bytes | None, *
     text=st.lists(st.text(max_size=5), max_size=3),
     tail=st.binary(max_size=20),
     fail=st.booleans(),
+    reuse=st.booleans(),
 )
 def test_feed_messages_agrees(
     c_impl: ModuleType,
@@ -228,10 +238,11 @@ def test_feed_messages_agrees(
     text: list[str],
     tail: bytes,
     fail: bool,
+    reuse: bool,
 ) -> None:
     """Same sink calls, same frames back, same error, for any stream (valid
     text, invalid UTF-8, garbage after it) in any chunking, and a sink that
-    raises."""
+    raises; given as bytes or as a reused read buffer and a length."""
     key = b"\x01\x02\x03\x04"
     frames = [c_impl.encode_frame(op, p, fin=fin, rsv1=rsv1, mask=key) for op, p, fin, rsv1 in specs]
     frames += [c_impl.encode_frame(1, t.encode(), mask=key) for t in text]
@@ -240,8 +251,9 @@ def test_feed_messages_agrees(
     chunks = chunked(stream, cuts)
     fail_on = specs[0][1] if fail and specs else None
     kw = {"expect_mask": True, "allow_rsv1": allow_rsv1, "max_frame_size": None}
-    c_log = run_messages(c_impl, chunks, fail_on, **kw)
-    assert c_log == run_messages(py_impl, chunks, fail_on, **kw)
+    c_log = run_messages(c_impl, chunks, fail_on, reuse, **kw)
+    assert c_log == run_messages(py_impl, chunks, fail_on, reuse, **kw)
+    assert c_log == run_messages(c_impl, chunks, fail_on, not reuse, **kw)
     # Whatever feed_messages delivers or returns, feed alone returns as frames.
     plain = run(c_impl, chunks, **kw)
     n_out = sum(1 for entry in c_log if entry[0] in ("msg", "frame"))

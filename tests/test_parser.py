@@ -339,6 +339,40 @@ def test_feed_messages_vectors_whole_bytewise_and_with_trailing_bytes(impl: Modu
     assert _sink_run(impl, [stream + partial[:3], partial[3:]]) == expect + [(7, "tail")]
 
 
+def _log_as_seven(log: list[Any], m: Any) -> None:
+    log.append((7, m))  # as _sink_run logs its sink's calls
+
+
+def test_feed_messages_size_reads_only_the_head_of_a_reused_buffer(impl: ModuleType) -> None:
+    """``size``: the first bytes of a read buffer count, stale bytes after
+    them never do, whole, byte by byte and with a frame cut at the edge."""
+    key = b"\x37\xfa\x21\x3d"
+    stream = (impl.encode_frame(Opcode.TEXT, b"Hello", mask=key)
+              + impl.encode_frame(Opcode.PING, b"p", mask=key)
+              + impl.encode_frame(Opcode.BINARY, b"x" * 300, mask=key))
+    stale = impl.encode_frame(Opcode.BINARY, b"stale", mask=key)  # would parse, if it counted
+    for cuts in ([len(stream)], [1] * len(stream), [7, len(stream) - 7]):
+        p = impl.FrameParser(expect_mask=True)
+        log: list[Any] = []
+        fill = (stale * (len(stream) // len(stale) + 2))[: len(stream) + len(stale)]
+        buf = bytearray(fill)
+        pos = 0
+        for n in cuts:
+            buf[:] = fill
+            buf[:n] = stream[pos : pos + n]
+            pos += n
+            rest = p.feed_messages(buf, _log_as_seven, None, log, n)
+            log += [(int(f.opcode), f.payload, f.fin) for f in rest]
+        starts = [sum(cuts[:i]) for i in range(len(cuts))]
+        assert log == _sink_run(impl, [stream[a : a + n] for a, n in zip(starts, cuts)])
+        assert (7, b"x" * 300) in log or (2, b"x" * 300, True) in log
+    p = impl.FrameParser(expect_mask=True)
+    got: list[Any] = []
+    assert p.feed_messages(stream, lambda a, m: got.append(m), None, None, 0) == [] and got == []
+    # A size past the end is the whole buffer, as a slice would be.
+    assert p.feed_messages(stream, lambda a, m: got.append(m), None, None, 1 << 30) != [] and got == ["Hello"]
+
+
 def test_feed_messages_keeps_fragments_compressed_and_bad_text_as_frames(impl: ModuleType) -> None:
     key = b"\x01\x02\x03\x04"
     p = impl.FrameParser(expect_mask=True, allow_rsv1=True)
