@@ -29,7 +29,7 @@ cdef class WebSocket:
 cdef class ProtocolCore:
     cdef public Connection conn
     cdef public WebSocket ws
-    cdef public object loop, listener, transport, peer, _on_open, _on_finish
+    cdef public object loop, listener, sink, transport, peer, _on_open, _on_finish
     cdef public object write_limit, max_write_buffer, max_queue, close_timeout
     cdef public bint flush_scheduled, in_read, paused_writing, paused_reading, finished
     cdef public object _drain_waiters, closed_future, opened_future, last_recv, created

@@ -19,7 +19,7 @@ import itertools
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Generator, Sequence
 from typing import Any, Callable, Union, cast
 
 from ._impl import codec
@@ -438,6 +438,9 @@ class ProtocolCore:
         self.loop = loop
         self.ws = WebSocket(self)
         self.listener: Listener | None = None
+        # Where the parser hands whole messages: the handler's queue, or the
+        # listener's on_message (bound once in set_listener, not per read).
+        self.sink: Callable[[WebSocket, Data], object] = _deliver
         self.transport: asyncio.Transport | None = None
         self.peer: Any = None
         self._on_open = on_open
@@ -478,6 +481,11 @@ class ProtocolCore:
             self.flush()
             transport.close()
 
+    def set_listener(self, listener: Listener) -> None:
+        """Hand this connection's messages to ``listener`` from now on."""
+        self.listener = listener
+        self.sink = listener.on_message
+
     def get_buffer(self, sizehint: int) -> bytearray:
         return self._buffer
 
@@ -491,15 +499,11 @@ class ProtocolCore:
         # event object in between; what they send leaves in one write below.
         # During the handshake nothing goes that way: Opened (or Rejected)
         # comes first, and _handle takes it and what follows in order.
-        listener = self.listener
         ws = self.ws
         self.in_read = True
         try:
             try:
-                if listener is not None:
-                    events = conn.receive_into(self._buffer, listener.on_message, _listener_failed, ws, nbytes)
-                else:
-                    events = conn.receive_into(self._buffer, _deliver, _listener_failed, ws, nbytes)
+                events = conn.receive_into(self._buffer, self.sink, _listener_failed, ws, nbytes)
             except Exception:  # pragma: no cover - a bug in fastframe, not the peer
                 log.exception("internal error on connection from %s", self.peer)
                 self.abort()
@@ -508,13 +512,13 @@ class ProtocolCore:
             # listeners send while these are handled joins the same write.
             if events:
                 self._handle(events)
-            elif listener is None:
+            elif self.listener is None:
                 self._check_queue()
         finally:
             self.in_read = False
         self.flush()
 
-    def _handle(self, events: list[Any]) -> None:
+    def _handle(self, events: Sequence[Any]) -> None:
         ws = self.ws
         listener = self.listener
         for ev in events:
@@ -679,11 +683,17 @@ class ProtocolCore:
         out = conn._out
         if not out:
             return
-        conn._out = []
         t = self.transport
+        # The list is emptied and kept (not replaced per write); the writer
+        # copies what it hands on.  Emptied whatever happens: a byte string
+        # written twice would corrupt the stream.
+        try:
+            if t is not None:
+                self._writer.write(out)  # type: ignore[union-attr]  # set with the transport
+        finally:
+            out.clear()
         if t is None:
             return
-        self._writer.write(out)  # type: ignore[union-attr]  # set with the transport
         # The buffer can only be over the cap once it passed the high-water
         # mark, which pause_writing() reported: check only then.
         cap = self.max_write_buffer

@@ -70,6 +70,8 @@ _PENDING_MAX = 1 << 16
 
 # Above this size a frame is sent as header + payload (no copy).
 _WRITELINES_MIN = 8192
+#: receive_into's answer when every frame read was a message, delivered.
+_NO_EVENTS: tuple[Event, ...] = ()
 
 
 class State(enum.IntEnum):
@@ -491,7 +493,7 @@ class Connection:
         on_error: Callable[[Any, Exception], object],
         arg: Any,
         size: int = -1,
-    ) -> list[Event]:
+    ) -> Sequence[Event]:
         """Like :meth:`receive_data`, but the messages that arrive before any
         other event go to ``on_message(arg, message)`` instead of becoming
         :class:`Message` events: whole single-frame messages straight from
@@ -499,20 +501,22 @@ class Connection:
         per-message fast path of the asyncio layer).  An exception from
         ``on_message`` goes to ``on_error(arg, exc)``.  Returns the events
         from the first other one on (later messages among them as
-        :class:`Message`), so that everything keeps its order of arrival.
+        :class:`Message`), so that everything keeps its order of arrival
+        (an empty tuple when there are none: nothing to allocate per read).
         With ``size`` >= 0 only the first ``size`` bytes of ``data`` count
         (the read buffer of a ``BufferedProtocol`` and the length read).
         """
         state = self.state
+        events: list[Event]
         if (state is _OPEN or state is _CLOSING) and self._msg_op < 0:
-            events: list[Event] = []
             try:
                 frames = self._parser.feed_messages(data, on_message, on_error, arg, size)
             except ProtocolError as exc:
-                self._after_violation(exc, events)
+                events = self._after_violation(exc, [])
             else:
                 if not frames:
-                    return events  # the common case: every frame was a message, delivered
+                    return _NO_EVENTS  # the common case: every frame was a message, delivered
+                events = []
                 for frame in frames:
                     self._on_frame(frame, events)
                     if self.state is _CLOSED:
@@ -526,7 +530,7 @@ class Connection:
                 on_message(arg, ev.data)
             except Exception as exc:  # noqa: BLE001 - the sink is user code: report, go on
                 on_error(arg, exc)
-        return []
+        return _NO_EVENTS
 
     def _after_violation(self, exc: ProtocolError, events: list[Event]) -> list[Event]:
         """The parser failed: the frames before the violation count, then

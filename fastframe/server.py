@@ -93,7 +93,8 @@ class Server:
         log.info("open #%d %s %s", ws.id, proto.peer, ws.path)
         self.connections.add(ws)
         if isinstance(self.handler, type) and issubclass(self.handler, Listener):
-            proto.listener = listener = self.handler()
+            listener = self.handler()
+            proto.set_listener(listener)
             try:
                 listener.on_open(ws)
             except Exception:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, MutableMapping
+from collections.abc import Awaitable, MutableMapping, Sequence
 from typing import Any, Callable
 from urllib.parse import unquote
 
@@ -168,7 +168,7 @@ class AdapterCore:
             self._reading_paused = True
             self.transport.pause_reading()
 
-    def _dispatch(self, events: list[Any]) -> None:
+    def _dispatch(self, events: Sequence[Any]) -> None:
         for ev in events:
             if type(ev) is Message:
                 if not self._close_sent:  # past websocket.close, nothing more is delivered

@@ -462,10 +462,12 @@ def _as_log(events: list) -> list:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(pieces=st.lists(_PIECES, max_size=10), cuts=st.lists(st.integers(0, 2000), max_size=6))
-def test_receive_into_is_receive_data_with_messages_routed(pieces: list, cuts: list) -> None:
+@given(pieces=st.lists(_PIECES, max_size=10), cuts=st.lists(st.integers(0, 2000), max_size=6),
+       reuse=st.booleans())
+def test_receive_into_is_receive_data_with_messages_routed(pieces: list, cuts: list, reuse: bool) -> None:
     """Any stream in any chunking: the same messages, events, bytes out and
-    state as receive_data, in the same order."""
+    state as receive_data, in the same order; also when each chunk is read
+    into one buffer over stale bytes and given with its length."""
     stream = b"".join(pieces)
     points = sorted({c % (len(stream) + 1) for c in cuts}) + [len(stream)]
     chunks, prev = [], 0
@@ -481,8 +483,13 @@ def test_receive_into_is_receive_data_with_messages_routed(pieces: list, cuts: l
     def sink(arg: object, m: object) -> None:
         got.append(("message", m))
 
+    buf = bytearray(b"\x82\x85" * (len(stream) + 2))  # stale bytes that would parse
     for chunk in chunks:
-        events = b.receive_into(chunk, sink, None, None)
+        if reuse:
+            buf[: len(chunk)] = chunk
+            events = b.receive_into(buf, sink, None, None, len(chunk))
+        else:
+            events = b.receive_into(chunk, sink, None, None)
         got += _as_log(events)
     assert got == expect
     assert sent(a) == sent(b) and a.state is b.state and a.close_code == b.close_code
@@ -496,6 +503,7 @@ def test_receive_into_sink_error_goes_to_the_hook() -> None:
         raise KeyError(m)
 
     stream = frame(Opcode.TEXT, b"a", fin=False) + frame(Opcode.CONTINUATION, b"b") + frame(Opcode.BINARY, b"c")
-    assert c.receive_into(stream, sink, lambda arg, exc: errors.append((arg, exc.args)), "ws") == []
+    # Nothing but messages: an empty tuple (no list allocated per read).
+    assert c.receive_into(stream, sink, lambda arg, exc: errors.append((arg, exc.args)), "ws") == ()
     assert errors == [("ws", ("ab",)), ("ws", (b"c",))]
     assert c.state is State.OPEN
