@@ -33,7 +33,8 @@ cdef class ProtocolCore:
     cdef public object write_limit, max_write_buffer, max_queue, close_timeout
     cdef public bint flush_scheduled, in_read, paused_writing, paused_reading, finished
     cdef public object _drain_waiters, closed_future, opened_future, last_recv, created
-    cdef public object reads, seen_reads, close_started, ping_sent
+    cdef public object close_started, ping_sent
+    cdef public long long reads, seen_reads
     cdef public object _buffer
     cdef public Writer _writer
     cdef dict __dict__
