@@ -2,10 +2,22 @@
 # .py is the pure twin (see protocol.pxd and _impl.py).  Types only: the
 # attributes, and the methods on the per-message path as cpdef, so that the
 # compiled code calls them directly instead of looking them up by name.
+#
+# Writer and WebSocket are final (nothing can hand fastframe a subclass), so
+# their cpdef methods are called with no check for a Python override.  That
+# check looks the method up on the instance with a cache, per call site, that
+# holds for one instance only (Cython gives each instance its own __dict__),
+# so with many connections it missed on nearly every call and made and
+# dropped a bound method each time.  ProtocolCore and Connection are not
+# final (a Python class derives from the first; the second is public API):
+# their per-message methods are called as ``ProtocolCore.flush(self)``, which
+# Cython compiles to the same direct call, and which is the same call in the
+# pure twin.
 
 cimport cython
 from fastframe.protocol cimport Connection
 
+@cython.final
 cdef class Writer:
     cdef public object transport
     cdef public long fd
@@ -16,6 +28,7 @@ cdef class Writer:
 cdef class _Sent:
     pass
 
+@cython.final
 cdef class WebSocket:
     cdef public ProtocolCore _proto
     cdef public object id, _messages, _waiter, _pong_waiters

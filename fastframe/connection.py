@@ -374,9 +374,9 @@ class WebSocket:
         conn = proto.conn
         if conn.state is not _OPEN:
             raise self._closed()
-        conn.send(message, compress)
+        Connection.send(conn, message, compress)
         if not proto.in_read:  # inside a read, the write at its end takes it
-            proto.after_send(self._messages)
+            ProtocolCore.after_send(proto, self._messages)
 
     async def ping(self, payload: bytes = b"") -> asyncio.Future[float]:
         """Send a ping; the returned future resolves with the round-trip time
@@ -503,7 +503,7 @@ class ProtocolCore:
         self.in_read = True
         try:
             try:
-                events = conn.receive_into(self._buffer, self.sink, _listener_failed, ws, nbytes)
+                events = Connection.receive_into(conn, self._buffer, self.sink, _listener_failed, ws, nbytes)
             except Exception:  # pragma: no cover - a bug in fastframe, not the peer
                 log.exception("internal error on connection from %s", self.peer)
                 self.abort()
@@ -513,10 +513,10 @@ class ProtocolCore:
             if events:
                 self._handle(events)
             elif self.listener is None:
-                self._check_queue()
+                ProtocolCore._check_queue(self)
         finally:
             self.in_read = False
-        self.flush()
+        ProtocolCore.flush(self)
 
     def _handle(self, events: Sequence[Any]) -> None:
         ws = self.ws
@@ -668,9 +668,9 @@ class ProtocolCore:
         if self.in_read or self.flush_scheduled:
             return  # the read (buffer_updated), or the scheduled flush, writes it
         if queued:
-            self.schedule_flush()
+            ProtocolCore.schedule_flush(self)
         else:
-            self.flush()
+            ProtocolCore.flush(self)
 
     def schedule_flush(self) -> None:
         if not self.flush_scheduled:

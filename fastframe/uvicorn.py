@@ -78,9 +78,9 @@ def _address(transport: asyncio.BaseTransport, name: str) -> tuple[str, int] | N
 def _to_app(proto: AdapterCore, data: str | bytes) -> None:
     """A message for the app (also Connection.receive_into's sink)."""
     if type(data) is str:
-        proto._put({"type": "websocket.receive", "text": data})
+        AdapterCore._put(proto, {"type": "websocket.receive", "text": data})
     else:
-        proto._put({"type": "websocket.receive", "bytes": data})
+        AdapterCore._put(proto, {"type": "websocket.receive", "bytes": data})
 
 
 def _to_app_failed(proto: AdapterCore, exc: Exception) -> None:  # pragma: no cover - _put cannot fail
@@ -159,11 +159,11 @@ class AdapterCore:
         self._reads += 1
         if self._accepted and not self._close_sent:
             # Open: messages go from the parser straight into the app's queue.
-            self._dispatch(self.conn.receive_into(data, _to_app, _to_app_failed, self, size))
+            self._dispatch(Connection.receive_into(self.conn, data, _to_app, _to_app_failed, self, size))
         else:
             self._dispatch(self.conn.receive_data(data if size < 0 else memoryview(data)[:size]))
-        self._flush()  # pongs, close echoes, a 400 for a bad request
-        if self._queue_full() and not self._reading_paused:
+        AdapterCore._flush(self)  # pongs, close echoes, a 400 for a bad request
+        if AdapterCore._queue_full(self) and not self._reading_paused:
             # ws_max_queue: the app is behind; stop reading until it catches up.
             self._reading_paused = True
             self.transport.pause_reading()
@@ -317,7 +317,7 @@ class AdapterCore:
                 elif self._waiter is waiter:
                     self._waiter = None
                 raise
-        if self._reading_paused and self._accepted and not self._queue_full():
+        if self._reading_paused and self._accepted and not AdapterCore._queue_full(self):
             self._reading_paused = False
             self.transport.resume_reading()
         return message
@@ -338,8 +338,8 @@ class AdapterCore:
                 data = message.get("bytes")
                 if data is None:
                     raise RuntimeError("websocket.send needs 'bytes' or 'text'")
-            self.conn.send(data)  # str: text, bytes-like: binary
-            self._flush()
+            Connection.send(self.conn, data)  # str: text, bytes-like: binary
+            AdapterCore._flush(self)
             if self._writing_paused:
                 await self._drained()
         elif kind == "websocket.close":
