@@ -51,6 +51,19 @@ cdef extern from "Python.h":
     PyObject *PyBytes_FromStringAndSize_raw "PyBytes_FromStringAndSize" (const char *v, Py_ssize_t n) except NULL
 
 
+cdef extern from *:
+    """
+    /* A bytearray with exports cannot be resized; bytearray's getbuffer counts
+       one up and PyBuffer_Release one down.  The parser holds the asyncio
+       layer's read buffer (an exact bytearray) for one read this way, without
+       filling a Py_buffer (CPython's PyByteArrayObject, 3.9 to 3.13). */
+    static inline void ff_bytearray_hold(PyObject *o, Py_ssize_t delta) {
+        ((PyByteArrayObject *)o)->ob_exports += delta;
+    }
+    """
+    void ff_bytearray_hold(object o, Py_ssize_t delta)
+
+
 # RFC 6455 §5.2: payload length 126 announces a 16-bit length, 127 a 64-bit
 # length whose most significant bit must be 0.
 DEF LEN16 = 126
@@ -705,6 +718,15 @@ cdef class FrameParser:
                                n if size < 0 or size > n else size, frames)
         # The buffer stays exported while parsing, so that the on_message
         # sink cannot resize a bytearray under the parser.
+        if PyByteArray_CheckExact(data):
+            n = PyByteArray_GET_SIZE(data)
+            ff_bytearray_hold(data, 1)
+            try:
+                self._parse(<const uint8_t *>PyByteArray_AS_STRING(data),
+                            n if size < 0 or size > n else size, frames)
+            finally:
+                ff_bytearray_hold(data, -1)
+            return 0
         _get_buffer(data, &view)
         try:
             self._parse(<const uint8_t *>view.buf, view.len if size < 0 or size > view.len else size, frames)

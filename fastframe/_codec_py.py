@@ -370,6 +370,8 @@ class FrameParser:
         """
         if size >= 0:
             data = memoryview(data)[:size]
+        elif type(data) is bytearray:
+            data = memoryview(data)  # held for the call, as the compiled parser holds it
         try:
             frames = self.feed(data)
         except ProtocolError as exc:

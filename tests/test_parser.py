@@ -373,6 +373,32 @@ def test_feed_messages_size_reads_only_the_head_of_a_reused_buffer(impl: ModuleT
     assert p.feed_messages(stream, lambda a, m: got.append(m), None, None, 1 << 30) != [] and got == ["Hello"]
 
 
+def _grow_sink(arg: Any, m: Any) -> None:
+    buf, got, _ = arg
+    got.append(m)
+    buf.extend(b"x")
+
+
+def _error_types(arg: Any, exc: Exception) -> None:
+    arg[2].append(type(exc))
+
+
+def test_feed_messages_holds_a_bytearray_against_resizing(impl: ModuleType) -> None:
+    """The sink cannot resize the buffer being parsed (BufferError, to the
+    error hook); once the call returns, the buffer is free again."""
+    key = b"\x01\x02\x03\x04"
+    for size in (-1, 9, 1 << 20):
+        buf = bytearray(impl.encode_frame(Opcode.BINARY, b"abc", mask=key) * 2)
+        p = impl.FrameParser(expect_mask=True)
+        got: list[Any] = []
+        errors: list[Any] = []
+        assert p.feed_messages(buf, _grow_sink, _error_types, (buf, got, errors), size) == []
+        assert got == ([b"abc"] if size == 9 else [b"abc", b"abc"])
+        assert errors == [BufferError] * len(got)
+        buf.extend(b"ok")  # released
+        assert len(buf) == 20
+
+
 def test_feed_messages_keeps_fragments_compressed_and_bad_text_as_frames(impl: ModuleType) -> None:
     key = b"\x01\x02\x03\x04"
     p = impl.FrameParser(expect_mask=True, allow_rsv1=True)
