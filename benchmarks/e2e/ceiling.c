@@ -79,7 +79,18 @@ static int serve(conn_t *c) {
             o[1] = 126; o[2] = (unsigned char)(n >> 8); o[3] = (unsigned char)n;
             o += 4;
         }
-        for (size_t i = 0; i < n; i++) o[i] = p[i] ^ key[i & 3];
+        /* Unmask eight bytes at a time, as any real server does. */
+        uint64_t k8;
+        unsigned char kb[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+        memcpy(&k8, kb, 8);
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            w ^= k8;
+            memcpy(o + i, &w, 8);
+        }
+        for (; i < n; i++) o[i] = p[i] ^ key[i & 3];
         outlen = (size_t)(o + n - c->out);
         pos += hdr + 4 + n;
     }
