@@ -56,7 +56,8 @@ cdef extern from *:
     /* A bytearray with exports cannot be resized; bytearray's getbuffer counts
        one up and PyBuffer_Release one down.  The parser holds the asyncio
        layer's read buffer (an exact bytearray) for one read this way, without
-       filling a Py_buffer (CPython's PyByteArrayObject, 3.9 to 3.13). */
+       filling a Py_buffer (ob_exports of CPython's PyByteArrayObject,
+       cpython/bytearrayobject.h, the field bytearray_getbuffer counts). */
     static inline void ff_bytearray_hold(PyObject *o, Py_ssize_t delta) {
         ((PyByteArrayObject *)o)->ob_exports += delta;
     }

@@ -1,5 +1,7 @@
 # Augmenting declarations for uvicorn.py, compiled by Cython as it is; the .py
-# is the pure twin (see protocol.pxd and _impl.py).  Types only.
+# is the pure twin (see protocol.pxd and _impl.py).  Types only.  The
+# per-message methods are called unbound (``AdapterCore._flush(self)``): a
+# direct C call with no check for a Python override (see connection.pxd).
 
 from fastframe.connection cimport Writer
 from fastframe.protocol cimport Connection
