@@ -368,16 +368,24 @@ class FrameParser:
         A whole message is a final, uncompressed text or binary frame; text
         that is not valid UTF-8 stays a frame, for the caller to fail (1007).
         """
+        # A view holds a bytearray against resizing for the call, as the
+        # compiled parser holds it; released however the call ends (a failed
+        # parser keeps its error, whose traceback would keep the view).
+        view = None
         if size >= 0:
-            data = memoryview(data)[:size]
+            data = view = memoryview(data)[:size]
         elif type(data) is bytearray:
-            data = memoryview(data)  # held for the call, as the compiled parser holds it
+            data = view = memoryview(data)
         try:
-            frames = self.feed(data)
-        except ProtocolError as exc:
-            exc.frames = _dispatch(exc.frames, on_message, on_error, arg)
-            raise
-        return _dispatch(frames, on_message, on_error, arg)
+            try:
+                frames = self.feed(data)
+            except ProtocolError as exc:
+                exc.frames = _dispatch(exc.frames, on_message, on_error, arg)
+                raise
+            return _dispatch(frames, on_message, on_error, arg)
+        finally:
+            if view is not None:
+                view.release()
 
     def feed(self, data: BytesLike) -> list[Frame]:
         """Consume ``data`` and return the frames it completes, in order.

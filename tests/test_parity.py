@@ -216,6 +216,7 @@ def run_messages(impl: ModuleType, chunks: list[bytes], fail_on: bytes | None, r
     except FastFrameError as exc:
         log += [("frame", astuple(f)) for f in exc.frames]
         log.append(("raised", type(exc).__name__, exc.close_code))
+    buf.append(0)  # the parser let go of the buffer, however the call ended
     return log
 
 

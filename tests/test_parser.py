@@ -397,6 +397,13 @@ def test_feed_messages_holds_a_bytearray_against_resizing(impl: ModuleType) -> N
         assert errors == [BufferError] * len(got)
         buf.extend(b"ok")  # released
         assert len(buf) == 20
+    # Released after a violation too (the failed parser keeps its error).
+    for size in (-1, 2):
+        buf = bytearray(b"\x00\x00" + bytes(7))  # an unmasked client frame: 1002
+        p = impl.FrameParser(expect_mask=True)
+        with pytest.raises(ProtocolError):
+            p.feed_messages(buf, _grow_sink, _error_types, (buf, [], []), size)
+        buf.append(0)
 
 
 def test_feed_messages_keeps_fragments_compressed_and_bad_text_as_frames(impl: ModuleType) -> None:
