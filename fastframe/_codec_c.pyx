@@ -383,6 +383,12 @@ def encode_header(opcode, length, *, bint fin=True, bint rsv1=False):
     return PyBytes_FromStringAndSize(<char *>buf, hlen)
 
 
+cdef inline Py_ssize_t _clamp(Py_ssize_t n, Py_ssize_t size) noexcept:
+    """How many of a buffer's ``n`` bytes to parse: the first ``size``, or all
+    of them when ``size`` is negative (the default) or larger than ``n``."""
+    return n if size < 0 or size > n else size
+
+
 # ---------------------------------------------------------------- parsing
 
 cdef class FrameParser:
@@ -709,6 +715,8 @@ cdef class FrameParser:
         return frames
 
     cdef int _feed(self, object data, list frames, Py_ssize_t size) except -1:
+        """Parse the first ``size`` bytes of ``data`` (all of it when ``size``
+        is negative or past the end) into ``frames``."""
         cdef Py_buffer view
         cdef Py_ssize_t n
         if self._state == S_FAILED:
@@ -716,7 +724,7 @@ cdef class FrameParser:
         if PyBytes_CheckExact(data):
             n = PyBytes_GET_SIZE(data)
             return self._parse(<const uint8_t *>PyBytes_AS_STRING(data),
-                               n if size < 0 or size > n else size, frames)
+                               _clamp(n, size), frames)
         # The buffer stays exported while parsing, so that the on_message
         # sink cannot resize a bytearray under the parser.
         if PyByteArray_CheckExact(data):
@@ -724,13 +732,13 @@ cdef class FrameParser:
             ff_bytearray_hold(data, 1)
             try:
                 self._parse(<const uint8_t *>PyByteArray_AS_STRING(data),
-                            n if size < 0 or size > n else size, frames)
+                            _clamp(n, size), frames)
             finally:
                 ff_bytearray_hold(data, -1)
             return 0
         _get_buffer(data, &view)
         try:
-            self._parse(<const uint8_t *>view.buf, view.len if size < 0 or size > view.len else size, frames)
+            self._parse(<const uint8_t *>view.buf, _clamp(view.len, size), frames)
         finally:
             PyBuffer_Release(&view)
         return 0

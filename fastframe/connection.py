@@ -684,16 +684,16 @@ class ProtocolCore:
         if not out:
             return
         t = self.transport
+        if t is None:  # connection lost: nowhere to write
+            out.clear()
+            return
         # The list is emptied and kept (not replaced per write); the writer
         # copies what it hands on.  Emptied whatever happens: a byte string
         # written twice would corrupt the stream.
         try:
-            if t is not None:
-                self._writer.write(out)  # type: ignore[union-attr]  # set with the transport
+            self._writer.write(out)  # type: ignore[union-attr]  # set with the transport
         finally:
             out.clear()
-        if t is None:
-            return
         # The buffer can only be over the cap once it passed the high-water
         # mark, which pause_writing() reported: check only then.
         cap = self.max_write_buffer

@@ -456,11 +456,15 @@ class Connection:
         self.close_code = 1006
         return [Closed(1006, "", None)]
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+    def receive_data(self, data: bytes | bytearray | memoryview, size: int = -1) -> list[Event]:
         """Feed received bytes; return the events they complete.
 
-        Never raises for anything the peer sends; see the module rules.
+        With ``size`` >= 0 only the first ``size`` bytes of ``data`` count
+        (a reused read buffer and the length read into it).  Never raises for
+        anything the peer sends; see the module rules.
         """
+        if size >= 0:
+            data = memoryview(data)[:size]
         state = self.state
         if state is State.CLOSED:
             return []  # §7.1.1: after the close, data is ignored
@@ -522,7 +526,7 @@ class Connection:
                     if self.state is _CLOSED:
                         break
         else:
-            events = self.receive_data(data if size < 0 else memoryview(data)[:size])
+            events = self.receive_data(data, size)
         for i, ev in enumerate(events):
             if type(ev) is not Message:
                 return events[i:]

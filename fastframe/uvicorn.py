@@ -161,7 +161,7 @@ class AdapterCore:
             # Open: messages go from the parser straight into the app's queue.
             self._dispatch(Connection.receive_into(self.conn, data, _to_app, _to_app_failed, self, size))
         else:
-            self._dispatch(self.conn.receive_data(data if size < 0 else memoryview(data)[:size]))
+            self._dispatch(self.conn.receive_data(data, size))
         AdapterCore._flush(self)  # pongs, close echoes, a 400 for a bad request
         if AdapterCore._queue_full(self) and not self._reading_paused:
             # ws_max_queue: the app is behind; stop reading until it catches up.

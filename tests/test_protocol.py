@@ -474,11 +474,19 @@ def test_receive_into_is_receive_data_with_messages_routed(pieces: list, cuts: l
     for p in points:
         chunks.append(stream[prev:p])
         prev = p
-    a, b = server(), server()
+    a, b, d = server(), server(), server()
     expect: list = []
     for chunk in chunks:
         expect += _as_log(a.receive_data(chunk))
     got: list = []
+    stale = bytearray(b"\x82\x85" * (len(stream) + 2))
+    for chunk in chunks:
+        stale[: len(chunk)] = chunk
+        got += _as_log(d.receive_data(stale, len(chunk)))
+    assert got == expect, "receive_data(buffer, size) reads only the first size bytes"
+    out_a = sent(a)
+    assert out_a == sent(d) and a.state is d.state and a.close_code == d.close_code
+    got = []
 
     def sink(arg: object, m: object) -> None:
         got.append(("message", m))
@@ -492,7 +500,24 @@ def test_receive_into_is_receive_data_with_messages_routed(pieces: list, cuts: l
             events = b.receive_into(chunk, sink, None, None)
         got += _as_log(events)
     assert got == expect
-    assert sent(a) == sent(b) and a.state is b.state and a.close_code == b.close_code
+    assert out_a == sent(b) and a.state is b.state and a.close_code == b.close_code
+
+
+def test_receive_data_size_during_the_handshake() -> None:
+    """Before the handshake (the request parser) and while a fragmented
+    message is open (the long path), ``size`` counts too: what follows the
+    length in the buffer is never read."""
+    request = build_request("h", "/ws", WS_KEY)
+    stream = request + frame(Opcode.TEXT, b"he", fin=False) + frame(Opcode.CONTINUATION, b"llo")
+    buf = bytearray(len(stream) + 64)
+    c = Connection()
+    events: list = []
+    for piece in (stream[:10], stream[10 : len(request) + 3], stream[len(request) + 3 :]):
+        buf[:] = piece + b"GARBAGE\r\n\r\n\x88\x80" * 4  # stale bytes a parser would choke on
+        events += c.receive_data(buf, len(piece))
+    assert isinstance(events[0], Opened)
+    assert [e.data for e in events[1:]] == ["hello"]
+    assert c.state is State.OPEN
 
 
 def test_receive_into_sink_error_goes_to_the_hook() -> None:
