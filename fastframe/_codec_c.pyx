@@ -21,14 +21,15 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
 )
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, PyByteArray_GET_SIZE
-from cpython.exc cimport PyErr_Clear, PyErr_Occurred
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred, PyErr_SetObject
 from cpython.list cimport PyList_Append, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLong, PyLong_Check
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF, Py_XDECREF
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
+import collections
 import operator
 import os
 
@@ -855,3 +856,154 @@ def try_send(long fd, list chunks):
                 return None
     rest = b"".join(chunks)
     return rest[sent:] if sent else rest
+
+
+# ---------------------------------------------------------------- awaiting a queue
+
+cdef extern from *:
+    """
+    /* Driving an awaitable from C.  Python 3.10+ has am_send (PyIter_Send),
+       which returns a coroutine's result without raising StopIteration; the
+       await of 3.10 and 3.11 uses it, 3.12+ call tp_iternext.  On 3.9, send()
+       by name and the StopIteration's value fetched. */
+    #if PY_VERSION_HEX >= 0x030A0000
+    static int ff_iter_send(PyObject *iter, PyObject *arg, PyObject **result) {
+        return (int)PyIter_Send(iter, arg, result);
+    }
+    static void ff_set_am_send(PyTypeObject *t, void *fn) {
+        if (t->tp_as_async != NULL) t->tp_as_async->am_send = (sendfunc)fn;
+    }
+    #else
+    static int ff_iter_send(PyObject *iter, PyObject *arg, PyObject **result) {
+        *result = PyObject_CallMethod(iter, "send", "(O)", arg);
+        if (*result != NULL) return 1;
+        return _PyGen_FetchStopIterationValue(result) == 0 ? 0 : -1;
+    }
+    static void ff_set_am_send(PyTypeObject *t, void *fn) { (void)t; (void)fn; }
+    #endif
+    static void ff_set_iternext(PyTypeObject *t, void *fn) {
+        t->tp_iternext = (iternextfunc)fn;
+        PyType_Modified(t);
+    }
+    """
+    int ff_iter_send(PyObject *it, PyObject *arg, PyObject **result)
+    void ff_set_am_send(PyTypeObject *t, void *fn)
+    void ff_set_iternext(PyTypeObject *t, void *fn)
+
+
+@cython.final
+@cython.freelist(16)
+cdef class QueuedNext:
+    """``queued_next(queue, then, arg)``: the next item of a ``deque``, as
+    an awaitable that is cheaper than a coroutine: at its first step it takes
+    the item at the queue's head and ends with it at once, with no coroutine
+    object, frame or StopIteration on the way (Python 3.10+).  When the queue
+    is empty by then, it calls ``then(arg)`` instead and hands every step on
+    to the coroutine that returns.  Nothing is taken before the first step,
+    so one created and never awaited takes nothing.  It is a coroutine by
+    protocol (``send``, ``throw``, ``close``), so tasks can run it.
+    """
+    cdef object _queue, _then, _arg, _inner
+    cdef bint _done
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("QueuedNext is made by queued_next(queue, then, arg)")
+
+    def __await__(self):
+        return self
+
+    def __next__(self):
+        # Replaced by _qn_iternext when the module loads (the slot); this
+        # body only makes Cython give the type an iternext slot to replace.
+        return self.send(None)
+
+    def send(self, value):
+        cdef PyObject *res = NULL
+        cdef int r = _qn_step(self, <PyObject *>value, &res)
+        out = <object>res
+        Py_DECREF(out)  # out holds its own reference now
+        if r == 0:
+            raise StopIteration(out)
+        return out
+
+    def throw(self, typ, val=None, tb=None):
+        inner = self._inner
+        if inner is not None:
+            return inner.throw(typ) if val is None and tb is None else inner.throw(typ, val, tb)
+        # Not started (or over): the exception ends it where it stands, as
+        # it would a coroutine that has not started; nothing was taken.
+        self._done = True
+        self._queue = self._then = self._arg = None
+        if val is None:
+            val = typ() if isinstance(typ, type) else typ
+        if tb is not None:
+            val = val.with_traceback(tb)
+        raise val
+
+    def close(self):
+        inner = self._inner
+        self._done = True
+        self._queue = self._then = self._arg = self._inner = None
+        if inner is not None:
+            inner.close()
+
+
+cdef int _qn_step(QueuedNext self, PyObject *arg, PyObject **result) except -1:
+    """One step, as am_send: 0 and the result (a new reference) when done,
+    1 and the value to yield, -1 with an exception set."""
+    cdef int r
+    result[0] = NULL
+    if self._inner is None:
+        if self._done:
+            raise RuntimeError("cannot reuse already awaited __anext__()")
+        if arg != <PyObject *>None:
+            raise TypeError("can't send non-None value to a just-started coroutine")
+        if self._queue:
+            value = _popleft(self._queue)
+            self._done = True
+            self._queue = self._then = self._arg = None
+            Py_INCREF(value)
+            result[0] = <PyObject *>value
+            return 0
+        self._inner = self._then(self._arg)
+        self._queue = self._then = self._arg = None
+    r = ff_iter_send(<PyObject *>self._inner, arg, result)
+    if r != 1:
+        self._done = True
+        self._inner = None
+    return r
+
+
+cdef int _qn_am_send(PyObject *op, PyObject *arg, PyObject **result) except -1:
+    return _qn_step(<QueuedNext>op, arg, result)
+
+
+cdef PyObject *_qn_iternext(PyObject *op) except NULL:
+    cdef PyObject *res = NULL
+    cdef int r = _qn_step(<QueuedNext>op, <PyObject *>None, &res)
+    if r == 1:
+        return res  # a new reference, as tp_iternext returns
+    value = <object>res
+    Py_DECREF(value)
+    # Done: StopIteration carries the result (3.12+ and 3.9 read it there).
+    # A tuple or an exception would be taken for its arguments: wrap those.
+    if isinstance(value, (tuple, BaseException)):
+        value = StopIteration(value)
+    PyErr_SetObject(StopIteration, value)
+    return NULL
+
+
+_popleft = collections.deque.popleft
+ff_set_am_send(<PyTypeObject *>QueuedNext, <void *>_qn_am_send)
+ff_set_iternext(<PyTypeObject *>QueuedNext, <void *>_qn_iternext)
+
+
+@cython.binding(False)
+def queued_next(queue, then, arg):
+    # The type's own constructor would build an argument tuple per call;
+    # __new__ goes straight to tp_new and the freelist.
+    cdef QueuedNext n = QueuedNext.__new__(QueuedNext)
+    n._queue = queue
+    n._then = then
+    n._arg = arg
+    return n

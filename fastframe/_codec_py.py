@@ -13,6 +13,8 @@ import codecs
 import operator
 import os
 import struct
+from collections import deque
+from collections.abc import Awaitable
 from typing import Any, Callable, Union
 
 from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
@@ -27,6 +29,7 @@ __all__ = [
     "encode_frame",
     "encode_header",
     "mask_inplace",
+    "queued_next",
     "try_send",
     "validate_utf8",
 ]
@@ -593,3 +596,18 @@ def try_send(fd: int, chunks: list[bytes]) -> bytes | None:
     left, and the transport meets the error and reports it.
     """
     return b"".join(chunks)
+
+
+
+def queued_next(queue: deque[Any], then: Callable[[Any], Awaitable[Any]], arg: Any) -> Awaitable[Any]:
+    """The next item of ``queue``, awaited: its head once there is one, else
+    whatever the coroutine ``then(arg)`` gives.  Nothing is taken before the
+    awaitable's first step.
+
+    The twin returns ``then(arg)`` itself: given a coroutine that takes the
+    queue's head at its first step when there is one (as the asyncio layer's
+    is), the same behaviour.  The compiled core returns a small awaitable
+    that takes the head itself when there is one, without a coroutine, and
+    calls ``then(arg)`` only when there is not.
+    """
+    return then(arg)

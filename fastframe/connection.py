@@ -42,6 +42,7 @@ _ids = itertools.count(1)
 # (Cython knows no deque) would otherwise look each up by name on every call.
 _append = deque.append
 _popleft = deque.popleft
+_queued_next = codec.queued_next
 # The read buffer shared by the connections of a thread's event loop: one
 # loop runs in a thread at a time and parses each read before the next.
 _local = threading.local()
@@ -295,9 +296,23 @@ class WebSocket:
     def __aiter__(self) -> WebSocket:
         return self
 
-    async def __anext__(self) -> Data:
-        # The waiting is here rather than in recv(): one coroutine per
-        # message instead of two on the path every handler loop takes.
+    def __anext__(self) -> Awaitable[Data]:
+        # A message already queued (the rest of a read that brought several)
+        # comes back without a coroutine per message in the compiled core:
+        # codec.queued_next takes it at the await.  Otherwise, and while
+        # reading is paused (which taking a message may resume), the
+        # coroutine, called through the function looked up once (see
+        # _deliver below) rather than a bound method made per call.
+        if self._messages and not self._proto.paused_reading:
+            return _queued_next(self._messages, _next_message, self)
+        return _next_message(self)
+
+    async def _next_message(self) -> Data:
+        """The next message, waiting for it (``__anext__`` without one queued).
+
+        The waiting is here rather than in recv(): one coroutine per message
+        instead of two on the path every handler loop takes.
+        """
         messages = self._messages
         proto = self._proto
         while not messages:
@@ -311,7 +326,8 @@ class WebSocket:
             try:
                 await waiter
             finally:
-                self._waiter = None
+                if self._waiter is waiter:  # not yet cleared by _deliver
+                    self._waiter = None
         msg = _popleft(messages)
         if proto.paused_reading and len(messages) < proto.max_queue // 2:
             proto.resume_reading()
@@ -331,8 +347,12 @@ class WebSocket:
     def _deliver(self, data: Data) -> None:
         _append(self._messages, data)
         w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        if w is not None:
+            # Woken once: the messages after it in the same read find no
+            # waiter, instead of asking the future whether it is done.
+            self._waiter = None
+            if not w.done():
+                w.set_result(None)
 
     def _wake(self) -> None:
         w = self._waiter
@@ -411,10 +431,12 @@ class WebSocket:
         await asyncio.shield(self._proto.closed_future)
 
 
+
 # Looked up once, by name: compiled, ``WebSocket._deliver`` written in a method
 # body wraps the C method in a new function object on every read (and in one
 # whose C signature does not match); getattr gets the method's own wrapper.
 _deliver = getattr(WebSocket, "_deliver")  # noqa: B009
+_next_message: Callable[[WebSocket], Awaitable[Data]] = getattr(WebSocket, "_next_message")  # noqa: B009
 
 
 class ProtocolCore:

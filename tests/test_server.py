@@ -225,6 +225,35 @@ def test_handler_resumed_by_a_read_keeps_its_task_and_context() -> None:
     assert all(same and value.startswith("handler ") for same, value, _ in seen), seen
 
 
+def test_queued_messages_come_in_order_however_they_are_awaited() -> None:
+    # A burst arrives while the handler sleeps (reading pauses at max_queue
+    # and resumes as the handler catches up); then recv(), __anext__ (the
+    # queued message's awaitable, also through a task) and async for take
+    # turns, and a wait that times out before it starts takes nothing.
+    got: list[str] = []
+
+    async def handler(ws: Any) -> None:
+        await asyncio.sleep(0.2)
+        got.append(await ws.recv())
+        got.append(await ws.__anext__())
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(ws.__anext__(), 0)
+        got.append(await asyncio.ensure_future(ws.__anext__()))
+        async for message in ws:
+            got.append(message)
+            if len(got) == 200:
+                await ws.send(",".join(got))
+
+    async def go() -> None:
+        async with serve(handler, "127.0.0.1", 0, max_queue=4) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                for i in range(200):
+                    await ws.send(str(i))
+                assert await asyncio.wait_for(ws.recv(), 10) == ",".join(map(str, range(200)))
+
+    run(go())
+
+
 def test_a_recv_cancelled_before_its_message_arrives_loses_nothing() -> None:
     async def go() -> None:
         async with serve(echo, "127.0.0.1", 0) as server:
