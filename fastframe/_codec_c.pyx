@@ -967,7 +967,10 @@ cdef int _qn_step(QueuedNext self, PyObject *arg, PyObject **result) except -1:
             return 0
         self._inner = self._then(self._arg)
         self._queue = self._then = self._arg = None
-    r = ff_iter_send(<PyObject *>self._inner, arg, result)
+    # A reference of our own for the call: code it runs may close() us,
+    # which drops self._inner.
+    inner = self._inner
+    r = ff_iter_send(<PyObject *>inner, arg, result)
     if r != 1:
         self._done = True
         self._inner = None

@@ -431,7 +431,6 @@ class WebSocket:
         await asyncio.shield(self._proto.closed_future)
 
 
-
 # Looked up once, by name: compiled, ``WebSocket._deliver`` written in a method
 # body wraps the C method in a new function object on every read (and in one
 # whose C signature does not match); getattr gets the method's own wrapper.

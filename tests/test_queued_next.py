@@ -204,3 +204,22 @@ def test_no_reference_leaks(c_impl: ModuleType) -> None:
 def test_not_constructible_directly(c_impl: ModuleType) -> None:
     with pytest.raises(TypeError):
         c_impl.QueuedNext(deque(), Owner.then, None)
+
+
+def test_closed_from_inside_the_coroutine_it_runs(impl: ModuleType) -> None:
+    # The coroutine that queued_next runs closes the awaitable while it is
+    # running: refused as for any running coroutine, and nothing breaks.
+    holder: dict[str, Any] = {}
+
+    async def then(arg: Any) -> str:
+        try:
+            holder["aw"].close()
+        except ValueError as exc:  # "coroutine already executing"
+            return f"refused: {type(exc).__name__}"
+        return "closed"
+
+    async def main() -> Any:
+        holder["aw"] = aw = impl.queued_next(deque(), then, None)
+        return await aw
+
+    assert run(main()) == "refused: ValueError"
