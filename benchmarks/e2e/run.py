@@ -140,7 +140,7 @@ def available(server: str) -> str | None:
     return None
 
 
-def start_server(server: str, port: int, cpu: int | None, prefix: list[str] | None = None) -> subprocess.Popen:
+def start_server(server: str, port: int, cpu: int | None, prefix: list[str] | None = None) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env.pop("FASTFRAME_NO_EXTENSIONS", None)
     if server == "c-ceiling":
@@ -186,7 +186,8 @@ def run_client(port: int, conns: int, inflight: int, size: int, seconds: float, 
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 60)
     if out.returncode != 0:
         raise RuntimeError(f"load client failed ({out.returncode}): {out.stderr.strip()}")
-    return json.loads(out.stdout)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 @dataclass
@@ -194,7 +195,7 @@ class Result:
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     def median(self, key: str) -> float:
-        return statistics.median(s[key] for s in self.samples)
+        return float(statistics.median(s[key] for s in self.samples))
 
 
 def pair_ratios(r: Result, ref: Result | None) -> list[float]:

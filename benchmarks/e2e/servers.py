@@ -20,7 +20,7 @@ import sys
 async def fastframe_server(port: int) -> None:
     import fastframe
 
-    async def echo(ws):  # type: ignore[no-untyped-def]
+    async def echo(ws: fastframe.WebSocket) -> None:
         async for message in ws:
             await ws.send(message)
 
@@ -33,7 +33,7 @@ async def fastframe_listener_server(port: int) -> None:
     import fastframe
 
     class Echo(fastframe.Listener):
-        def on_message(self, ws, message):  # type: ignore[no-untyped-def]
+        def on_message(self, ws: fastframe.WebSocket, message: str | bytes) -> None:
             ws.send_nowait(message)
 
     async with fastframe.serve(Echo, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None):
@@ -44,7 +44,7 @@ async def fastframe_listener_server(port: int) -> None:
 async def picows_server(port: int) -> None:
     import picows
 
-    class Echo(picows.WSListener):  # type: ignore[misc]
+    class Echo(picows.WSListener):
         def on_ws_frame(self, transport, frame):  # type: ignore[no-untyped-def]
             if frame.msg_type == picows.WSMsgType.CLOSE:
                 transport.send_close(frame.get_close_code(), frame.get_close_message())
