@@ -61,6 +61,9 @@ _encode_frame = codec.encode_frame
 _encode_header = codec.encode_header
 _Utf8Validator = codec.Utf8Validator
 _FrameParser = codec.FrameParser
+# Called with the parser as first argument: compiled, a call by name would
+# look the method up on every read.
+_feed_messages = _FrameParser.feed_messages
 
 # Opcodes as plain ints: compared once per frame (RFC 6455 §5.2).
 _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0, 1, 2, 8, 9, 10
@@ -514,7 +517,7 @@ class Connection:
         events: list[Event]
         if (state is _OPEN or state is _CLOSING) and self._msg_op < 0:
             try:
-                frames = self._parser.feed_messages(data, on_message, on_error, arg, size)
+                frames = _feed_messages(self._parser, data, on_message, on_error, arg, size)
             except ProtocolError as exc:
                 events = self._after_violation(exc, [])
             else:

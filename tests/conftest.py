@@ -50,14 +50,23 @@ def py_impl() -> ModuleType:
     return load_py()
 
 
-@pytest.fixture
-def protocol_codec(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Run a protocol-layer test on ``impl``: the sans-I/O Connection takes its
-    codec from the selector once, at import, so the test swaps it in."""
+def swap_codec(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give the protocol layer ``impl``'s codec: it takes it from the selector
+    once, at import (names looked up once, so that no call by name runs per
+    read), so a test that wants the other one swaps each of them in."""
     import fastframe.protocol as protocol
 
     monkeypatch.setattr(protocol, "_encode_frame", impl.encode_frame)
     monkeypatch.setattr(protocol, "_encode_header", impl.encode_header)
     monkeypatch.setattr(protocol, "_Utf8Validator", impl.Utf8Validator)
     monkeypatch.setattr(protocol, "_FrameParser", impl.FrameParser)
+    # Called with the parser as first argument; a compiled method handed the
+    # other codec's parser would not check what it was given.
+    monkeypatch.setattr(protocol, "_feed_messages", impl.FrameParser.feed_messages)
+
+
+@pytest.fixture
+def protocol_codec(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Run a protocol-layer test on ``impl``."""
+    swap_codec(impl, monkeypatch)
     return impl

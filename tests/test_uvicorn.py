@@ -37,15 +37,10 @@ KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 def _use_codec(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """fastframe's Protocol on the compiled core (``c``) or the pure twin (``py``)."""
-    from conftest import load_c, load_py
+    from conftest import load_c, load_py, swap_codec
 
     impl: ModuleType = load_c() if name == "c" else load_py()
-    import fastframe.protocol as protocol
-
-    monkeypatch.setattr(protocol, "_encode_frame", impl.encode_frame)
-    monkeypatch.setattr(protocol, "_encode_header", impl.encode_header)
-    monkeypatch.setattr(protocol, "_Utf8Validator", impl.Utf8Validator)
-    monkeypatch.setattr(protocol, "_FrameParser", impl.FrameParser)
+    swap_codec(impl, monkeypatch)
     return FASTFRAME
 
 
