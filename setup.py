@@ -71,7 +71,12 @@ def extensions() -> list[Extension]:
     cflags: list[str] = []
     ldflags: list[str] = []
     macros: list[tuple[str, str]] = []
-    directives: dict[str, object] = {}
+    # binding=False: methods are plain method descriptors, which check that
+    # what they are called on is an instance of their class.  Cython's default
+    # function objects do not when a method is called unbound
+    # (``FrameParser.feed(object(), b"")`` crashed the interpreter; Cython
+    # issue #1903); a TypeError is what Python code gets for that.
+    directives: dict[str, object] = {"binding": False}
     if sys.platform != "win32":
         cflags += ["-O3", "-fno-strict-aliasing"]
     if SANITIZE:

@@ -154,3 +154,38 @@ def test_pure_layers_serve_an_echo() -> None:
         "asyncio.run(main())\n"
     )
     assert _run(code, FASTFRAME_NO_EXTENSIONS="1") == "py True héllo 70000"
+
+
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+
+
+def test_compiled_methods_called_unbound_check_their_instance() -> None:
+    """Every method of every compiled class, called unbound on something that
+    is not an instance of its class: a TypeError, never a crash (Cython's
+    binding function objects do not check; setup.py compiles with
+    binding=False, so that methods are descriptors that do)."""
+    if NO_EXTENSIONS:
+        pytest.skip("FASTFRAME_NO_EXTENSIONS is set")
+    import importlib
+    import inspect
+
+    from fastframe._impl import COMPILED_LAYERS
+
+    modules = [load_c()] + [importlib.import_module(f"fastframe.{name}") for name in COMPILED_LAYERS]
+    checked = 0
+    for module in modules:
+        assert module.__file__ is not None and not module.__file__.endswith(".py"), module
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            # Extension types only (static types here): the methods of a
+            # Python class compiled by Cython take any self, as in Python.
+            if cls.__module__ != module.__name__ or cls.__flags__ & _HEAPTYPE:
+                continue
+            for name, attr in vars(cls).items():
+                kind = type(attr).__name__
+                assert kind != "cython_function_or_method", f"{cls.__name__}.{name} is a binding function"
+                if kind != "method_descriptor":
+                    continue
+                with pytest.raises(TypeError):
+                    attr(object())
+                checked += 1
+    assert checked >= 40, checked
