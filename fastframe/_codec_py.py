@@ -598,7 +598,6 @@ def try_send(fd: int, chunks: list[bytes]) -> bytes | None:
     return b"".join(chunks)
 
 
-
 def queued_next(queue: deque[Any], then: Callable[[Any], Awaitable[Any]], arg: Any) -> Awaitable[Any]:
     """The next item of ``queue``, awaited: its head once there is one, else
     whatever the coroutine ``then(arg)`` gives.  Nothing is taken before the
