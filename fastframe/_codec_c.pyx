@@ -909,6 +909,10 @@ cdef class QueuedNext:
     def __init__(self, *args, **kwargs):
         raise TypeError("QueuedNext is made by queued_next(queue, then, arg)")
 
+    cdef inline void _started(self):
+        # What the first step needs, let go once it has run (or never will).
+        self._queue = self._then = self._arg = None
+
     def __await__(self):
         return self
 
@@ -933,7 +937,7 @@ cdef class QueuedNext:
         # Not started (or over): the exception ends it where it stands, as
         # it would a coroutine that has not started; nothing was taken.
         self._done = True
-        self._queue = self._then = self._arg = None
+        self._started()
         if val is None:
             val = typ() if isinstance(typ, type) else typ
         if tb is not None:
@@ -943,7 +947,8 @@ cdef class QueuedNext:
     def close(self):
         inner = self._inner
         self._done = True
-        self._queue = self._then = self._arg = self._inner = None
+        self._started()
+        self._inner = None
         if inner is not None:
             inner.close()
 
@@ -961,12 +966,12 @@ cdef int _qn_step(QueuedNext self, PyObject *arg, PyObject **result) except -1:
         if self._queue:
             value = _popleft(self._queue)
             self._done = True
-            self._queue = self._then = self._arg = None
+            self._started()
             Py_INCREF(value)
             result[0] = <PyObject *>value
             return 0
         self._inner = self._then(self._arg)
-        self._queue = self._then = self._arg = None
+        self._started()
     # A reference of our own for the call: code it runs may close() us,
     # which drops self._inner.
     inner = self._inner

@@ -431,9 +431,10 @@ class WebSocket:
         await asyncio.shield(self._proto.closed_future)
 
 
-# Looked up once, by name: compiled, ``WebSocket._deliver`` written in a method
-# body wraps the C method in a new function object on every read (and in one
-# whose C signature does not match); getattr gets the method's own wrapper.
+# The unbound method the parser calls as sink(ws, message) for the handler's
+# queue: looked up on the type once, at import, and shared by every
+# connection.  Compiled (binding=False), it is the type's method descriptor,
+# which checks that it is given a WebSocket.
 _deliver = getattr(WebSocket, "_deliver")  # noqa: B009
 _next_message: Callable[[WebSocket], Awaitable[Data]] = getattr(WebSocket, "_next_message")  # noqa: B009
 
