@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 from types import ModuleType
 
 import pytest
 
 NO_EXTENSIONS = os.environ.get("FASTFRAME_NO_EXTENSIONS", "") not in ("", "0")
+
+
+def free_port() -> int:
+    """A loopback port free now, for a server started in a subprocess (an
+    in-process server binds port 0 and reads its port back instead)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def load_c() -> ModuleType:

@@ -6,6 +6,7 @@ the first step; a coroutine by protocol, so tasks and wait_for run it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sys
 from collections import deque
@@ -73,19 +74,11 @@ def test_nothing_is_taken_before_the_first_step(impl: ModuleType) -> None:
     q: deque[Any] = deque(["kept"])
     o = Owner(q)
     impl.queued_next(q, Owner.then, o).close()
-    with pytest.warns(RuntimeWarning) if impl.__name__.endswith("_py") else _nothing():
+    with pytest.warns(RuntimeWarning) if impl.__name__.endswith("_py") else contextlib.nullcontext():
         aw = impl.queued_next(q, Owner.then, o)
         del aw
         gc.collect()
     assert list(q) == ["kept"]
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def test_the_queue_is_read_at_the_first_step_not_at_creation(impl: ModuleType) -> None:

@@ -12,12 +12,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
+from conftest import free_port
 
 from fastframe.handshake import accept_key
 
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="stops the CLI w
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JS = os.path.join(ROOT, "tests", "js")
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(params=["c", "py"])

@@ -19,6 +19,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import pytest
+from conftest import free_port
 
 import fastframe
 from fastframe import ConnectionClosed, DeflateConfig, HandshakeError, broadcast, connect, serve
@@ -578,12 +579,6 @@ def test_broadcast_reaches_everyone_once_encoded() -> None:
 
 
 # -- command line -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
