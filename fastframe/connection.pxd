@@ -17,6 +17,12 @@
 cimport cython
 from fastframe.protocol cimport Connection
 
+# Module globals read per message, as C globals: on Python 3.12+ Cython no
+# longer caches module globals (its cache relies on dict version tags, which
+# 3.12 deprecated), so each use would be a dict lookup.
+cdef object _OPEN, _try_send, _append, _popleft, _queued_next, _wait_next
+cdef object _on_listener_error, _SENT, _EXHAUSTED
+
 @cython.final
 cdef class Writer:
     cdef public object transport

@@ -55,6 +55,11 @@ def _listener_failed(ws: WebSocket, exc: Exception) -> None:
     proto.close(1011, "internal error")
 
 
+# What every read hands the parser for a listener that raised (a C global
+# when compiled: connection.pxd).
+_on_listener_error = _listener_failed
+
+
 def writelines_pauses(transport: asyncio.BaseTransport) -> bool:
     """Whether ``transport.writelines`` applies write flow control.
 
@@ -304,8 +309,8 @@ class WebSocket:
         # coroutine, called through the function looked up once (see
         # _deliver below) rather than a bound method made per call.
         if self._messages and not self._proto.paused_reading:
-            return _queued_next(self._messages, _next_message, self)
-        return _next_message(self)
+            return _queued_next(self._messages, _wait_next, self)
+        return _wait_next(self)
 
     async def _next_message(self) -> Data:
         """The next message, waiting for it (``__anext__`` without one queued).
@@ -436,7 +441,8 @@ class WebSocket:
 # connection.  Compiled (binding=False), it is the type's method descriptor,
 # which checks that it is given a WebSocket.
 _deliver = getattr(WebSocket, "_deliver")  # noqa: B009
-_next_message: Callable[[WebSocket], Awaitable[Data]] = getattr(WebSocket, "_next_message")  # noqa: B009
+# The coroutine __anext__ falls back on, looked up once the same way.
+_wait_next: Callable[[WebSocket], Awaitable[Data]] = getattr(WebSocket, "_next_message")  # noqa: B009
 
 
 class ProtocolCore:
@@ -525,7 +531,7 @@ class ProtocolCore:
         self.in_read = True
         try:
             try:
-                events = Connection.receive_into(conn, self._buffer, self.sink, _listener_failed, ws, nbytes)
+                events = Connection.receive_into(conn, self._buffer, self.sink, _on_listener_error, ws, nbytes)
             except Exception:  # pragma: no cover - a bug in fastframe, not the peer
                 log.exception("internal error on connection from %s", self.peer)
                 self.abort()

@@ -4,6 +4,12 @@
 # behaviour is in protocol.py, once.
 
 cdef Py_ssize_t _WRITELINES_MIN
+# Module constants read on the per-message path, as C globals: a module
+# global costs a dict lookup per use on Python 3.12+, where Cython no longer
+# caches them (its cache relies on dict version tags, which 3.12 deprecated).
+cdef int _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
+cdef object _OPEN, _CLOSING, _CLOSED
+cdef tuple _NO_EVENTS
 
 cdef class Connection:
     cdef public object client, max_message_size, subprotocols, origins, extra_headers, state
@@ -14,6 +20,7 @@ cdef class Connection:
     cdef public object _msg_z, _msg_buf, _utf8, _pings
     cdef public int _msg_op
     cdef public list _out
+    cdef object _feed, _encode
     cdef dict __dict__
 
     cpdef receive_into(self, object data, object on_message, object on_error, object arg, object size=*)

@@ -87,7 +87,8 @@ class State(enum.IntEnum):
 
 
 # Module-level aliases: read on every call of the hot path, where an
-# attribute lookup on the enum class would cost more than the test.
+# attribute lookup on the enum class would cost more than the test (C
+# globals when compiled: protocol.pxd).
 _OPEN = State.OPEN
 _CLOSING = State.CLOSING
 _CLOSED = State.CLOSED
@@ -308,6 +309,12 @@ class Connection:
         self.close_reason = ""
         self._out: list[bytes] = []
         self._mask: bool | None = True if client else None
+        # The codec's per-message functions, taken once per connection from
+        # the module: compiled, a module global costs a dict lookup per use
+        # on Python 3.12+ (Cython caches those through dict version tags,
+        # which 3.12 deprecated), an attribute of the compiled class none.
+        self._feed = _feed_messages
+        self._encode = _encode_frame
         self._parser = self._new_parser()
         self._request_parser: RequestParser | None = (
             RequestParser() if self.state is State.CONNECTING and not client else None
@@ -396,12 +403,12 @@ class Connection:
         if self.state is _OPEN and self._deflate is None and self._mask is None:
             if type(message) is bytes:
                 if len(message) < _WRITELINES_MIN:
-                    self._out.append(_encode_frame(_BINARY, message))
+                    self._out.append(self._encode(_BINARY, message))
                     return
             elif isinstance(message, str):
                 raw = message.encode("utf-8")
                 if len(raw) < _WRITELINES_MIN:
-                    self._out.append(_encode_frame(_TEXT, raw))
+                    self._out.append(self._encode(_TEXT, raw))
                     return
         if isinstance(message, str):
             self.send_text(message, compress)
@@ -517,7 +524,7 @@ class Connection:
         events: list[Event]
         if (state is _OPEN or state is _CLOSING) and self._msg_op < 0:
             try:
-                frames = _feed_messages(self._parser, data, on_message, on_error, arg, size)
+                frames = self._feed(self._parser, data, on_message, on_error, arg, size)
             except ProtocolError as exc:
                 events = self._after_violation(exc, [])
             else:

@@ -6,6 +6,10 @@
 from fastframe.connection cimport Writer
 from fastframe.protocol cimport Connection
 
+# Read on every read, as C globals: Cython does not cache module globals on
+# Python 3.12+ (see connection.pxd).
+cdef object _on_app_message, _on_app_message_error
+
 cdef class AdapterCore:
     cdef public Connection conn
     cdef public Writer _writer

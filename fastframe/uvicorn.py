@@ -87,6 +87,12 @@ def _to_app_failed(proto: AdapterCore, exc: Exception) -> None:  # pragma: no co
     log.error("cannot queue a message for the app", exc_info=exc)
 
 
+# The two callbacks every read hands the parser (C globals when compiled:
+# uvicorn.pxd).
+_on_app_message = _to_app
+_on_app_message_error = _to_app_failed
+
+
 class AdapterCore:
     """All of Protocol but its asyncio base class, which a compiled class
     cannot have (the compiled layer declares this one in uvicorn.pxd)."""
@@ -159,7 +165,7 @@ class AdapterCore:
         self._reads += 1
         if self._accepted and not self._close_sent:
             # Open: messages go from the parser straight into the app's queue.
-            self._dispatch(Connection.receive_into(self.conn, data, _to_app, _to_app_failed, self, size))
+            self._dispatch(Connection.receive_into(self.conn, data, _on_app_message, _on_app_message_error, self, size))
         else:
             self._dispatch(self.conn.receive_data(data, size))
         AdapterCore._flush(self)  # pongs, close echoes, a 400 for a bad request

@@ -62,7 +62,9 @@ def py_impl() -> ModuleType:
 def swap_codec(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     """Give the protocol layer ``impl``'s codec: it takes it from the selector
     once, at import (names looked up once, so that no call by name runs per
-    read), so a test that wants the other one swaps each of them in."""
+    read), and each Connection takes the per-message functions from those
+    names when it is made; so a test that wants the other codec swaps each
+    of them in before it makes its connections."""
     import fastframe.protocol as protocol
 
     monkeypatch.setattr(protocol, "_encode_frame", impl.encode_frame)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -532,3 +533,37 @@ def test_receive_into_sink_error_goes_to_the_hook() -> None:
     assert c.receive_into(stream, sink, lambda arg, exc: errors.append((arg, exc.args)), "ws") == ()
     assert errors == [("ws", ("ab",)), ("ws", (b"c",))]
     assert c.state is State.OPEN
+
+
+def test_the_per_message_path_runs_the_codec_the_connection_was_made_with(
+    protocol_codec: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection takes the codec's per-message functions when it is made
+    # (compiled, module globals cost a dict lookup per use on Python 3.12+):
+    # what the module holds then is what its fast paths run, so that a codec
+    # swapped in (conftest.swap_codec) is the one under test.
+    import fastframe.protocol as protocol
+
+    calls: list[str] = []
+    encode, feed = protocol_codec.encode_frame, protocol_codec.FrameParser.feed_messages
+
+    def spy_encode(*args: Any, **kwargs: Any) -> bytes:
+        calls.append("encode")
+        return encode(*args, **kwargs)
+
+    def spy_feed(*args: Any) -> Any:
+        calls.append("feed")
+        return feed(*args)
+
+    before = server()
+    monkeypatch.setattr(protocol, "_encode_frame", spy_encode)
+    monkeypatch.setattr(protocol, "_feed_messages", spy_feed)
+    after = server()
+    got: list = []
+    for c in (before, after):
+        assert c.receive_into(frame(Opcode.BINARY, b"hi"), lambda arg, m: got.append(m), None, None) == ()
+        c.send(b"back")
+        c.send("text")
+    assert got == [b"hi", b"hi"]
+    assert sent(before) == sent(after) == encode(Opcode.BINARY, b"back") + encode(Opcode.TEXT, b"text")
+    assert calls == ["feed", "encode", "encode"]
