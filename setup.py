@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import platform
 import sys
+from typing import Any
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -57,6 +59,18 @@ class OptionalBuildExt(build_ext):
         )
 
 
+def _compiled_modules() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """COMPILED and HANDWRITTEN from fastframe/_impl.py, where the list is
+    kept once (read, not imported: the package is not built yet)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "fastframe", "_impl.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    found = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+             and node.targets[0].id in ("COMPILED", "HANDWRITTEN")}
+    return found["COMPILED"], found["HANDWRITTEN"]
+
+
 def extensions() -> list[Extension]:
     if NO_EXTENSIONS:
         print("fastframe: FASTFRAME_NO_EXTENSIONS set, building pure Python", file=sys.stderr)
@@ -86,27 +100,16 @@ def extensions() -> list[Extension]:
     if TRACE:
         macros += [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")]
         directives["linetrace"] = True
-    ext = Extension(
-        "fastframe._codec_c",
-        ["fastframe/_codec_c.pyx"],
-        include_dirs=["fastframe"],
-        depends=["fastframe/_mask.h"],
-        extra_compile_args=cflags,
-        extra_link_args=ldflags,
-        define_macros=macros,
-    )
-    # The layers (fastframe._impl.COMPILED_LAYERS): every .py with a .pxd
-    # beside it, compiled from that source with the .pxd's types (the .py
-    # stays the pure twin).  Annotations are for mypy; the .pxd alone gives
-    # Cython its types.
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastframe")
-    layers = [
-        Extension(f"fastframe.{name}", [f"fastframe/{name}.py"], extra_compile_args=cflags,
-                  extra_link_args=ldflags, define_macros=macros)
-        for name in sorted(f[:-4] for f in os.listdir(here) if f.endswith(".pxd"))
-        if os.path.exists(os.path.join(here, f"{name}.py"))
+    kw: dict[str, Any] = {"extra_compile_args": cflags, "extra_link_args": ldflags, "define_macros": macros}
+    compiled, handwritten = _compiled_modules()
+    exts = [
+        # A hand-written .pyx, or the pure twin's own source compiled under the
+        # _c name, typed by the _c.pxd beside it (the .py stays the twin).
+        Extension(f"fastframe.{stem}_c", [f"fastframe/{stem}_c.pyx" if stem in handwritten else f"fastframe/{stem}_py.py"],
+                  include_dirs=["fastframe"], depends=["fastframe/_mask.h"] if stem == "_codec" else [], **kw)
+        for stem in compiled
     ]
-    return cythonize([ext, *layers], compiler_directives={**directives, "annotation_typing": False},
+    return cythonize(exts, compiler_directives={**directives, "annotation_typing": False},
                      force=SANITIZE or TRACE)
 
 

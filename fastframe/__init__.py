@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING
 from ._impl import IMPLEMENTATION
 from ._impl import codec as _codec
 from .exceptions import (
+    ClientDisconnected,
     ConcurrencyError,
+    ConnectionClosed,
     FastFrameError,
+    HandshakeError,
+    HandshakeTimeout,
+    InvalidResponse,
+    InvalidStatus,
+    InvalidURI,
     InvalidUTF8,
     LocalProtocolError,
     PayloadTooBig,
@@ -23,9 +30,8 @@ from .types import CloseCode, Opcode
 # them all ``object`` to users' code: py.typed promises better).
 if TYPE_CHECKING:
     from .client import connect
-    from .connection import ConnectionClosed, Listener, WebSocket
+    from .connection import Listener, WebSocket
     from .deflate import DeflateConfig
-    from .handshake import HandshakeError
     from .protocol import Connection
     from .server import Server, broadcast, serve
 
@@ -36,10 +42,8 @@ _LAZY = {
     "connect": ("client", "connect"),
     "WebSocket": ("connection", "WebSocket"),
     "Listener": ("connection", "Listener"),
-    "ConnectionClosed": ("connection", "ConnectionClosed"),
     "Connection": ("protocol", "Connection"),
     "DeflateConfig": ("deflate", "DeflateConfig"),
-    "HandshakeError": ("handshake", "HandshakeError"),
 }
 
 
@@ -68,6 +72,7 @@ validate_utf8 = _codec.validate_utf8
 
 __all__ = [
     "IMPLEMENTATION",
+    "ClientDisconnected",
     "CloseCode",
     "ConcurrencyError",
     "Connection",
@@ -77,6 +82,10 @@ __all__ = [
     "Frame",
     "FrameParser",
     "HandshakeError",
+    "HandshakeTimeout",
+    "InvalidResponse",
+    "InvalidStatus",
+    "InvalidURI",
     "InvalidUTF8",
     "Listener",
     "LocalProtocolError",

@@ -119,8 +119,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
 async def _client(args: argparse.Namespace) -> int:
     from .client import connect
-    from .connection import ConnectionClosed
     from .deflate import DeflateConfig
+    from .exceptions import ConnectionClosed
 
     loop = asyncio.get_running_loop()
     try:

@@ -24,17 +24,27 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, Py
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred, PyErr_SetObject
 from cpython.list cimport PyList_Append, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLong, PyLong_Check
-from cpython.object cimport PyObject, PyTypeObject
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
-import collections
 import operator
 import os
 
 from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
 from .types import Opcode
+
+__all__ = [
+    "Frame",
+    "FrameParser",
+    "Utf8Validator",
+    "apply_mask",
+    "encode_frame",
+    "encode_header",
+    "mask_inplace",
+    "validate_utf8",
+]
 
 
 cdef extern from "_mask.h" nogil:
@@ -52,36 +62,29 @@ cdef extern from "Python.h":
     PyObject *PyBytes_FromStringAndSize_raw "PyBytes_FromStringAndSize" (const char *v, Py_ssize_t n) except NULL
 
 
-cdef extern from *:
-    """
-    /* A bytearray with exports cannot be resized; bytearray's getbuffer counts
-       one up and PyBuffer_Release one down.  The parser holds the asyncio
-       layer's read buffer (an exact bytearray) for one read this way, without
-       filling a Py_buffer (ob_exports of CPython's PyByteArrayObject,
-       cpython/bytearrayobject.h, the field bytearray_getbuffer counts). */
-    static inline void ff_bytearray_hold(PyObject *o, Py_ssize_t delta) {
-        ((PyByteArrayObject *)o)->ob_exports += delta;
-    }
-    """
-    void ff_bytearray_hold(object o, Py_ssize_t delta)
-
-
 # RFC 6455 §5.2: payload length 126 announces a 16-bit length, 127 a 64-bit
 # length whose most significant bit must be 0.
-DEF LEN16 = 126
-DEF LEN64 = 127
-# RFC 6455 §5.5: control frames carry at most 125 bytes.
-DEF MAX_CONTROL = 125
-DEF MAX_LEN64 = 0x7FFFFFFFFFFFFFFF
+cdef enum:
+    LEN16 = 126
+    LEN64 = 127
+    # RFC 6455 §5.5: control frames carry at most 125 bytes.
+    MAX_CONTROL = 125
+    # Parser states, the same numbers as in the pure twin.
+    S_HEADER = 0
+    S_PAYLOAD = 1
+    S_FAILED = 2
+    # A payload that does not arrive whole is grown as it comes, starting
+    # here, so that a header announcing a huge frame reserves nothing up front.
+    PREALLOC = 65536
+    # Mask keys: bytes of os.urandom drawn at a time (see _next_key).
+    POOL_SIZE = 4096
 
-# Parser states, the same numbers as in the pure twin.
-DEF S_HEADER = 0
-DEF S_PAYLOAD = 1
-DEF S_FAILED = 2
-
-# A payload that does not arrive whole is grown as it comes, starting here,
-# so that a header announcing a huge frame reserves nothing up front.
-DEF PREALLOC = 65536
+cdef extern from *:
+    """
+    #define FF_MAX_LEN64 0x7FFFFFFFFFFFFFFFULL
+    """
+    # The largest 64-bit length: its most significant bit must be 0.
+    const uint64_t MAX_LEN64 "FF_MAX_LEN64"
 
 # Opcode members by value (None for reserved values), so that a parsed frame
 # carries the enum member at the cost of a tuple lookup.
@@ -124,12 +127,13 @@ ff_utf8_init()
 @cython.no_gc
 @cython.freelist(1024)
 cdef class Frame:
-    cdef readonly bint fin
-    cdef readonly bint rsv1
-    cdef readonly bint rsv2
-    cdef readonly bint rsv3
-    cdef readonly object opcode
-    cdef readonly bytes payload
+    # Public (settable), as the pure twin's attributes.
+    cdef public bint fin
+    cdef public bint rsv1
+    cdef public bint rsv2
+    cdef public bint rsv3
+    cdef public object opcode
+    cdef public bytes payload
 
     def __init__(self, opcode, bytes payload=b"", bint fin=True, bint rsv1=False,
                  bint rsv2=False, bint rsv3=False):
@@ -268,7 +272,6 @@ def mask_inplace(buf, mask):
 # A block of random bytes from os.urandom, handed out 4 bytes at a time as
 # mask keys (RFC 6455 §5.3 asks for a strong source; one system call per
 # 1024 frames instead of one per frame).
-DEF POOL_SIZE = 4096
 cdef bytes _pool = b""
 cdef Py_ssize_t _pool_pos = POOL_SIZE
 
@@ -726,18 +729,13 @@ cdef class FrameParser:
             n = PyBytes_GET_SIZE(data)
             return self._parse(<const uint8_t *>PyBytes_AS_STRING(data),
                                _clamp(n, size), frames)
-        # The buffer stays exported while parsing, so that the on_message
-        # sink cannot resize a bytearray under the parser.
+        # Anything else is held through the buffer protocol while parsing: a
+        # bytearray with an export cannot be resized, so the on_message sink
+        # cannot pull the bytes from under the parser.
         if PyByteArray_CheckExact(data):
-            n = PyByteArray_GET_SIZE(data)
-            ff_bytearray_hold(data, 1)
-            try:
-                self._parse(<const uint8_t *>PyByteArray_AS_STRING(data),
-                            _clamp(n, size), frames)
-            finally:
-                ff_bytearray_hold(data, -1)
-            return 0
-        _get_buffer(data, &view)
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)  # always contiguous
+        else:
+            _get_buffer(data, &view)
         try:
             self._parse(<const uint8_t *>view.buf, _clamp(view.len, size), frames)
         finally:
@@ -789,229 +787,3 @@ def validate_utf8(data):
     finally:
         PyBuffer_Release(&view)
     return state == 0
-
-
-# ---------------------------------------------------------------- direct send
-
-cdef extern from *:
-    """
-    #ifdef _WIN32
-    #define FF_DIRECT_SEND 0
-    #define FF_IOV_MAX 1
-    struct ff_iovec { void *iov_base; size_t iov_len; };
-    static Py_ssize_t ff_try_sendv(long fd, struct ff_iovec *iov, int n) { return 0; }
-    #else
-    #include <errno.h>
-    #include <sys/socket.h>
-    #include <sys/uio.h>
-    #define FF_DIRECT_SEND 1
-    #define FF_IOV_MAX 64
-    #define ff_iovec iovec
-    #ifndef MSG_NOSIGNAL
-    #define MSG_NOSIGNAL 0  /* macOS: CPython ignores SIGPIPE already */
-    #endif
-    /* Whatever the socket takes now, without blocking; 0 on EAGAIN or any
-       error (the caller then hands everything to its transport, which meets
-       the same error and reports it the usual way). */
-    static Py_ssize_t ff_try_sendv(long fd, struct iovec *iov, int n) {
-        struct msghdr msg;
-        ssize_t r;
-        memset(&msg, 0, sizeof(msg));
-        msg.msg_iov = iov;
-        msg.msg_iovlen = n;
-        do {
-            r = (n == 1) ? send((int)fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
-                         : sendmsg((int)fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        } while (r < 0 && errno == EINTR);
-        return r < 0 ? 0 : (Py_ssize_t)r;
-    }
-    #endif
-    """
-    int FF_DIRECT_SEND
-    int FF_IOV_MAX
-    struct ff_iovec:
-        void *iov_base
-        size_t iov_len
-    Py_ssize_t ff_try_sendv(long fd, ff_iovec *iov, int n) nogil
-
-
-DIRECT_SEND = bool(FF_DIRECT_SEND)
-
-
-def try_send(long fd, list chunks):
-    cdef ff_iovec iov[64]
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(chunks), total = 0, sent = 0
-    cdef object c
-    if 0 < n <= FF_IOV_MAX:
-        for i in range(n):
-            c = chunks[i]
-            if not PyBytes_CheckExact(c):
-                break
-            iov[i].iov_base = PyBytes_AS_STRING(c)
-            iov[i].iov_len = <size_t>PyBytes_GET_SIZE(c)
-            total += PyBytes_GET_SIZE(c)
-        else:
-            sent = ff_try_sendv(fd, iov, <int>n)
-            if sent == total:
-                return None
-    rest = b"".join(chunks)
-    return rest[sent:] if sent else rest
-
-
-# ---------------------------------------------------------------- awaiting a queue
-
-cdef extern from *:
-    """
-    /* Driving an awaitable from C.  Python 3.10+ has am_send (PyIter_Send),
-       which returns a coroutine's result without raising StopIteration; the
-       await of 3.10 and 3.11 uses it, 3.12+ call tp_iternext.  On 3.9, send()
-       by name and the StopIteration's value fetched. */
-    #if PY_VERSION_HEX >= 0x030A0000
-    static int ff_iter_send(PyObject *iter, PyObject *arg, PyObject **result) {
-        return (int)PyIter_Send(iter, arg, result);
-    }
-    static void ff_set_am_send(PyTypeObject *t, void *fn) {
-        if (t->tp_as_async != NULL) t->tp_as_async->am_send = (sendfunc)fn;
-    }
-    #else
-    static int ff_iter_send(PyObject *iter, PyObject *arg, PyObject **result) {
-        *result = PyObject_CallMethod(iter, "send", "(O)", arg);
-        if (*result != NULL) return 1;
-        return _PyGen_FetchStopIterationValue(result) == 0 ? 0 : -1;
-    }
-    static void ff_set_am_send(PyTypeObject *t, void *fn) { (void)t; (void)fn; }
-    #endif
-    static void ff_set_iternext(PyTypeObject *t, void *fn) {
-        t->tp_iternext = (iternextfunc)fn;
-        PyType_Modified(t);
-    }
-    """
-    int ff_iter_send(PyObject *it, PyObject *arg, PyObject **result)
-    void ff_set_am_send(PyTypeObject *t, void *fn)
-    void ff_set_iternext(PyTypeObject *t, void *fn)
-
-
-@cython.final
-@cython.freelist(16)
-cdef class QueuedNext:
-    """``queued_next(queue, then, arg)``: the next item of a ``deque``, as
-    an awaitable that is cheaper than a coroutine: at its first step it takes
-    the item at the queue's head and ends with it at once, with no coroutine
-    object, frame or StopIteration on the way (Python 3.10+).  When the queue
-    is empty by then, it calls ``then(arg)`` instead and hands every step on
-    to the coroutine that returns.  Nothing is taken before the first step,
-    so one created and never awaited takes nothing.  It is a coroutine by
-    protocol (``send``, ``throw``, ``close``), so tasks can run it.
-    """
-    cdef object _queue, _then, _arg, _inner
-    cdef bint _done
-
-    def __init__(self, *args, **kwargs):
-        raise TypeError("QueuedNext is made by queued_next(queue, then, arg)")
-
-    cdef inline void _started(self):
-        # What the first step needs, let go once it has run (or never will).
-        self._queue = self._then = self._arg = None
-
-    def __await__(self):
-        return self
-
-    def __next__(self):
-        # Replaced by _qn_iternext when the module loads (the slot); this
-        # body only makes Cython give the type an iternext slot to replace.
-        return self.send(None)
-
-    def send(self, value):
-        cdef PyObject *res = NULL
-        cdef int r = _qn_step(self, <PyObject *>value, &res)
-        out = <object>res
-        Py_DECREF(out)  # out holds its own reference now
-        if r == 0:
-            raise StopIteration(out)
-        return out
-
-    def throw(self, typ, val=None, tb=None):
-        inner = self._inner
-        if inner is not None:
-            return inner.throw(typ) if val is None and tb is None else inner.throw(typ, val, tb)
-        # Not started (or over): the exception ends it where it stands, as
-        # it would a coroutine that has not started; nothing was taken.
-        self._done = True
-        self._started()
-        if val is None:
-            val = typ() if isinstance(typ, type) else typ
-        if tb is not None:
-            val = val.with_traceback(tb)
-        raise val
-
-    def close(self):
-        inner = self._inner
-        self._done = True
-        self._started()
-        self._inner = None
-        if inner is not None:
-            inner.close()
-
-
-cdef int _qn_step(QueuedNext self, PyObject *arg, PyObject **result) except -1:
-    """One step, as am_send: 0 and the result (a new reference) when done,
-    1 and the value to yield, -1 with an exception set."""
-    cdef int r
-    result[0] = NULL
-    if self._inner is None:
-        if self._done:
-            raise RuntimeError("cannot reuse already awaited __anext__()")
-        if arg != <PyObject *>None:
-            raise TypeError("can't send non-None value to a just-started coroutine")
-        if self._queue:
-            value = _popleft(self._queue)
-            self._done = True
-            self._started()
-            Py_INCREF(value)
-            result[0] = <PyObject *>value
-            return 0
-        self._inner = self._then(self._arg)
-        self._started()
-    # A reference of our own for the call: code it runs may close() us,
-    # which drops self._inner.
-    inner = self._inner
-    r = ff_iter_send(<PyObject *>inner, arg, result)
-    if r != 1:
-        self._done = True
-        self._inner = None
-    return r
-
-
-cdef int _qn_am_send(PyObject *op, PyObject *arg, PyObject **result) except -1:
-    return _qn_step(<QueuedNext>op, arg, result)
-
-
-cdef PyObject *_qn_iternext(PyObject *op) except NULL:
-    cdef PyObject *res = NULL
-    cdef int r = _qn_step(<QueuedNext>op, <PyObject *>None, &res)
-    if r == 1:
-        return res  # a new reference, as tp_iternext returns
-    value = <object>res
-    Py_DECREF(value)
-    # Done: StopIteration carries the result (3.12+ and 3.9 read it there).
-    # A tuple or an exception would be taken for its arguments: wrap those.
-    if isinstance(value, (tuple, BaseException)):
-        value = StopIteration(value)
-    PyErr_SetObject(StopIteration, value)
-    return NULL
-
-
-_popleft = collections.deque.popleft
-ff_set_am_send(<PyTypeObject *>QueuedNext, <void *>_qn_am_send)
-ff_set_iternext(<PyTypeObject *>QueuedNext, <void *>_qn_iternext)
-
-
-@cython.binding(False)
-def queued_next(queue, then, arg):
-    # The type's own constructor would build an argument tuple per call;
-    # __new__ goes straight to tp_new and the freelist.
-    cdef QueuedNext n = QueuedNext.__new__(QueuedNext)
-    n._queue = queue
-    n._then = then
-    n._arg = arg
-    return n

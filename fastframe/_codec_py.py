@@ -13,15 +13,12 @@ import codecs
 import operator
 import os
 import struct
-from collections import deque
-from collections.abc import Awaitable
 from typing import Any, Callable, Union
 
 from .exceptions import InvalidUTF8, LocalProtocolError, PayloadTooBig, ProtocolError
 from .types import Opcode
 
 __all__ = [
-    "DIRECT_SEND",
     "Frame",
     "FrameParser",
     "Utf8Validator",
@@ -29,8 +26,6 @@ __all__ = [
     "encode_frame",
     "encode_header",
     "mask_inplace",
-    "queued_next",
-    "try_send",
     "validate_utf8",
 ]
 
@@ -578,35 +573,3 @@ def validate_utf8(data: BytesLike) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-#: Whether try_send can send at all: the twin never does (see try_send).
-DIRECT_SEND = False
-
-
-def try_send(fd: int, chunks: list[bytes]) -> bytes | None:
-    """Send ``chunks`` (bytes, in order) straight to the socket ``fd`` as far
-    as it takes them without blocking.  Returns None when all of it went,
-    else the bytes that did not, for the caller's transport to write.
-
-    The twin sends nothing and returns them all (``DIRECT_SEND`` is False,
-    so callers do not even ask); the bytes on the wire are the same either
-    way.  The compiled core makes one ``send``/``sendmsg`` call, skipping
-    the event loop's write path; on EAGAIN or any error it returns what is
-    left, and the transport meets the error and reports it.
-    """
-    return b"".join(chunks)
-
-
-def queued_next(queue: deque[Any], then: Callable[[Any], Awaitable[Any]], arg: Any) -> Awaitable[Any]:
-    """The next item of ``queue``, awaited: its head once there is one, else
-    whatever the coroutine ``then(arg)`` gives.  Nothing is taken before the
-    awaitable's first step.
-
-    The twin returns ``then(arg)`` itself: given a coroutine that takes the
-    queue's head at its first step when there is one (as the asyncio layer's
-    is), the same behaviour.  The compiled core returns a small awaitable
-    that takes the head itself when there is one, without a coroutine, and
-    calls ``then(arg)`` only when there is not.
-    """
-    return then(arg)

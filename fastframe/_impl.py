@@ -1,79 +1,83 @@
-"""The one place that chooses between the compiled core and its pure twin.
+"""The one place that chooses between the compiled modules and their pure twins.
 
-``FASTFRAME_NO_EXTENSIONS`` set to a non-empty value other than ``0`` selects
-the pure twin, as do interpreters other than CPython and a missing compiled
-module.  ``IMPLEMENTATION`` says which one is in use: ``"c"`` or ``"py"``.
+Every compiled module ``_<stem>_c`` has a pure twin ``_<stem>_py`` with the
+same names and behaviour, and this module picks one set for the process:
 
-Two kinds of compiled module: the codec core (``_codec_c.pyx``, whose twin
-is ``_codec_py.py``) and the layers in ``COMPILED_LAYERS``, which Cython
-compiles from their own ``.py`` source with an augmenting ``.pxd`` (the
-same code, typed; as aiohttp does for its reader).  A compiled layer is
-installed beside its source and shadows it on import, so when the pure twin
-is chosen a finder loads those modules from their ``.py`` instead.
+* ``_codec`` (mask, parse, encode, UTF-8) and ``_aio`` (the asyncio layer's
+  direct send and queued-message awaitable) are hand-written ``.pyx``;
+* ``_protocol``, ``_connection`` and ``_uvicorn`` are compiled by Cython
+  from their twin's own source, typed by ``_<stem>_c.pxd`` (as aiohttp
+  builds ``reader_py.py`` as ``reader_c``), so they cannot drift apart.
+
+``FASTFRAME_NO_EXTENSIONS`` set to a non-empty value other than ``0``
+selects the pure twins, as do interpreters other than CPython and a build
+where any compiled module is missing (with a warning).  ``IMPLEMENTATION``
+says which set is in use: ``"c"`` or ``"py"``.  The public modules
+(``fastframe.protocol``, ``fastframe.connection``, ``fastframe.uvicorn``)
+re-export what :func:`load` gives them; nothing else imports a ``_c`` or
+``_py`` module directly (tests and benchmarks aside).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import platform
-import sys
-from importlib.machinery import ModuleSpec
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-__all__ = ["COMPILED_LAYERS", "IMPLEMENTATION", "NO_EXTENSIONS", "codec"]
+__all__ = ["COMPILED", "IMPLEMENTATION", "NO_EXTENSIONS", "codec", "load", "reexport"]
+
+#: The compiled modules by stem: the only list (setup.py reads it).
+COMPILED = ("_codec", "_aio", "_protocol", "_connection", "_uvicorn")
+#: Those written as .pyx; the others are compiled from ``<stem>_py.py``.
+HANDWRITTEN = ("_codec", "_aio")
 
 NO_EXTENSIONS = os.environ.get("FASTFRAME_NO_EXTENSIONS", "") not in ("", "0")
 
-if TYPE_CHECKING or NO_EXTENSIONS or platform.python_implementation() != "CPython":
-    from . import _codec_py as codec
+
+def _compiled_installed() -> bool:
+    # find_spec looks for the files without importing anything.
+    return all(importlib.util.find_spec(f"{__package__}.{stem}_c") is not None for stem in COMPILED)
+
+
+if NO_EXTENSIONS or platform.python_implementation() != "CPython":
+    IMPLEMENTATION = "py"
+elif _compiled_installed():
+    IMPLEMENTATION = "c"
+else:  # pragma: no cover - depends on the build
+    import warnings
 
     IMPLEMENTATION = "py"
+    # pip hides the build's own warning, so say it where it shows.
+    warnings.warn(
+        "fastframe's compiled modules are not installed (no compiler at install time?); "
+        "using the pure-Python twins, which are much slower. Set FASTFRAME_NO_EXTENSIONS=1 "
+        "to choose them explicitly and silence this warning.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def load(stem: str) -> ModuleType:
+    """The selected implementation of the compiled module ``stem`` (one of
+    COMPILED): ``<stem>_c`` or its pure twin ``<stem>_py``."""
+    if stem not in COMPILED:
+        raise ValueError(f"{stem!r} is not a compiled module of fastframe")
+    return importlib.import_module(f"{__package__}.{stem}_{IMPLEMENTATION}")
+
+
+def reexport(namespace: dict[str, object], stem: str) -> list[str]:
+    """Give a public module (its ``globals()``) the names in the ``__all__``
+    of the selected ``stem``; returns them, for its own ``__all__``."""
+    module = load(stem)
+    names: list[str] = list(module.__all__)
+    namespace.update({name: getattr(module, name) for name in names})
+    return names
+
+
+if TYPE_CHECKING:
+    from . import _codec_py as codec
 else:
-    try:
-        from . import _codec_c as codec  # type: ignore[no-redef]
-
-        IMPLEMENTATION = "c"
-    except ImportError:  # pragma: no cover - depends on the build
-        import warnings
-
-        from . import _codec_py as codec
-
-        IMPLEMENTATION = "py"
-        # pip hides the build's own warning, so say it where it shows.
-        warnings.warn(
-            "fastframe's compiled core is not installed (no compiler at install time?); "
-            "using the pure-Python twin, which is much slower. Set FASTFRAME_NO_EXTENSIONS=1 "
-            "to choose it explicitly and silence this warning.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-
-#: Modules of this package that are also built as compiled extensions.
-COMPILED_LAYERS = ("protocol", "connection", "uvicorn")
-
-
-class _PureLayers:
-    """Meta-path finder: the compiled layers load from their ``.py`` source
-    (the pure twin), even where a compiled copy is installed beside it.
-
-    Where no source is on disk (a frozen application that ships only
-    bytecode or compiled modules), it steps aside and the usual finders load
-    the layer as shipped: a compiled layer runs over the pure codec too (the
-    test suite's in-process "py" cases run that way)."""
-
-    _dir = os.path.dirname(os.path.abspath(__file__))
-
-    @classmethod
-    def find_spec(cls, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        package, _, name = fullname.rpartition(".")
-        if package != __package__ or name not in COMPILED_LAYERS:
-            return None
-        source = os.path.join(cls._dir, name + ".py")
-        if not os.path.isfile(source):
-            return None
-        return importlib.util.spec_from_file_location(fullname, source)
-
-
-if IMPLEMENTATION == "py" and not any(f is _PureLayers for f in sys.meta_path):
-    sys.meta_path.insert(0, _PureLayers)
+    codec = load("_codec")

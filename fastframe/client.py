@@ -14,14 +14,10 @@ from typing import Any
 
 from .connection import WebSocket, WebSocketProtocol, tick_period
 from .deflate import DeflateConfig
-from .handshake import HandshakeError
+from .exceptions import HandshakeTimeout, InvalidResponse, InvalidStatus, InvalidURI
 from .protocol import Connection, Rejected, State
 
 __all__ = ["InvalidURI", "connect"]
-
-
-class InvalidURI(ValueError):
-    """The URL is not a ws:// or wss:// URL."""
 
 
 def parse_url(url: str) -> tuple[bool, str, int, str, str]:
@@ -74,10 +70,17 @@ class _Connect:
             rejected = await asyncio.wait_for(asyncio.shield(proto.opened_future), kw["open_timeout"])
         except asyncio.TimeoutError:
             proto.abort()
-            raise HandshakeError(0, "timed out waiting for the handshake response") from None
+            raise HandshakeTimeout(0, "timed out waiting for the handshake response") from None
         if isinstance(rejected, Rejected):
             proto.abort()
-            raise HandshakeError(rejected.status, rejected.reason)
+            response = conn.response
+            if response is not None:
+                if response.status != 101:
+                    raise InvalidStatus(response.status, rejected.reason)
+                raise InvalidResponse(101, rejected.reason)  # a 101 that does not answer our request
+            if conn.close_code == 1006:  # the connection ended before a whole answer
+                raise HandshakeTimeout(0, rejected.reason)
+            raise InvalidResponse(0, rejected.reason)  # not an HTTP response
         self.ws = proto.ws
         interval = kw["ping_interval"]
         if interval is not None:
@@ -135,7 +138,10 @@ def connect(
 
     Raises:
         InvalidURI: not a ws:// or wss:// URL.
-        HandshakeError: the server refused or answered wrongly (``status``).
+        InvalidStatus: the server answered with another status than 101.
+        InvalidResponse: a 101 that is not a valid upgrade for the request.
+        HandshakeTimeout: no answer within ``open_timeout``, or the
+            connection ended before one (all three are HandshakeError).
         OSError: the TCP connection failed.
         asyncio.TimeoutError: no connection within ``open_timeout``.
     """

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .exceptions import FastFrameError, LocalProtocolError
+from .exceptions import HandshakeError, LocalProtocolError
 
 __all__ = [
     "GUID",
@@ -58,21 +58,6 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # (obs-text, bytes >= 0x80, is tolerated as opaque).
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _REQUEST_TARGET = re.compile(rb"[\x21-\x7e]+")
-
-
-class HandshakeError(FastFrameError):
-    """The opening handshake failed.
-
-    Attributes:
-        status: the HTTP status to answer with (server side), or the status
-            received (client side, 0 when there was none).
-        headers: extra response headers to send with the status.
-    """
-
-    def __init__(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = list(headers)
 
 
 class Headers:

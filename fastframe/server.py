@@ -28,8 +28,9 @@ from typing import (
 )
 
 from ._impl import codec
-from .connection import ConnectionClosed, Listener, WebSocket, WebSocketProtocol, tick_period
+from .connection import Listener, WebSocket, WebSocketProtocol, tick_period
 from .deflate import DeflateConfig
+from .exceptions import ConnectionClosed
 from .handshake import Request
 from .protocol import Connection, State
 

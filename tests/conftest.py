@@ -26,26 +26,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def load_c() -> ModuleType:
+def load_c(stem: str = "_codec") -> ModuleType:
+    """The compiled module ``stem`` (see fastframe._impl.COMPILED)."""
     if NO_EXTENSIONS:
-        pytest.skip("FASTFRAME_NO_EXTENSIONS is set: the compiled core is not wanted")
+        pytest.skip("FASTFRAME_NO_EXTENSIONS is set: the compiled modules are not wanted")
     try:
-        return importlib.import_module("fastframe._codec_c")
+        return importlib.import_module(f"fastframe.{stem}_c")
     except ImportError as exc:
         pytest.fail(
-            f"the compiled core did not build or import ({exc}); "
+            f"the compiled module {stem}_c did not build or import ({exc}); "
             "build it (pip install -e . or python setup.py build_ext --inplace) "
-            "or set FASTFRAME_NO_EXTENSIONS=1 to test the pure twin alone",
+            "or set FASTFRAME_NO_EXTENSIONS=1 to test the pure twins alone",
             pytrace=False,
         )
 
 
-def load_py() -> ModuleType:
-    return importlib.import_module("fastframe._codec_py")
+def load_py(stem: str = "_codec") -> ModuleType:
+    """The pure twin of the compiled module ``stem``."""
+    return importlib.import_module(f"fastframe.{stem}_py")
 
 
 @pytest.fixture(params=["c", "py"], scope="session")
 def impl(request: pytest.FixtureRequest) -> ModuleType:
+    """The codec: compiled (``c``) or the pure twin (``py``)."""
     return load_c() if request.param == "c" else load_py()
 
 
@@ -59,21 +62,68 @@ def py_impl() -> ModuleType:
     return load_py()
 
 
-def swap_codec(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Give the protocol layer ``impl``'s codec: it takes it from the selector
-    once, at import (names looked up once, so that no call by name runs per
-    read), and each Connection takes the per-message functions from those
-    names when it is made; so a test that wants the other codec swaps each
-    of them in before it makes its connections."""
-    import fastframe.protocol as protocol
+@pytest.fixture(params=["c", "py"], scope="session")
+def aio(request: pytest.FixtureRequest) -> ModuleType:
+    """The asyncio layer's helpers (``_aio``): compiled or the pure twin."""
+    return load_c("_aio") if request.param == "c" else load_py("_aio")
 
-    monkeypatch.setattr(protocol, "_encode_frame", impl.encode_frame)
-    monkeypatch.setattr(protocol, "_encode_header", impl.encode_header)
-    monkeypatch.setattr(protocol, "_Utf8Validator", impl.Utf8Validator)
-    monkeypatch.setattr(protocol, "_FrameParser", impl.FrameParser)
-    # Called with the parser as first argument; a compiled method handed the
-    # other codec's parser would not check what it was given.
-    monkeypatch.setattr(protocol, "_feed_messages", impl.FrameParser.feed_messages)
+
+@pytest.fixture(scope="session")
+def c_aio() -> ModuleType:
+    return load_c("_aio")
+
+
+def layer(stem: str) -> ModuleType:
+    """The selected implementation of a layer (``_protocol``,
+    ``_connection``, ``_uvicorn``): where its private names live."""
+    from fastframe import _impl
+
+    return _impl.load(stem)
+
+
+def _codec_objects(codec: ModuleType) -> dict[int, tuple[str, ...]]:
+    """Every object of ``codec`` that another module may have taken a name
+    for: its public names, and the methods of its classes (taken unbound)."""
+    found: dict[int, tuple[str, ...]] = {id(codec): ()}
+    for name in codec.__all__:
+        value = getattr(codec, name)
+        found[id(value)] = (name,)
+        if isinstance(value, type):
+            for attr in vars(value):
+                if not attr.startswith("__"):
+                    found[id(getattr(value, attr))] = (name, attr)
+    return found
+
+
+def _resolve(codec: ModuleType, path: tuple[str, ...]) -> object:
+    value: object = codec
+    for attr in path:
+        value = getattr(value, attr)
+    return value
+
+
+def swap_codec(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give every layer above the codec ``impl``'s codec instead of the
+    selected one: each took what it calls per message from the selector once,
+    at import (no lookup by name per read), and each Connection takes those
+    from its module when it is made; so a test swaps every such name in
+    before it makes its connections.  A compiled method handed the other
+    codec's parser would not check what it was given, so methods taken
+    unbound are swapped too."""
+    import fastframe
+    from fastframe import _impl
+
+    selected = _impl.codec
+    if impl is selected:
+        return
+    objects = _codec_objects(selected)
+    modules = [_impl.load(stem) for stem in _impl.COMPILED if stem not in _impl.HANDWRITTEN]
+    modules += [importlib.import_module(f"fastframe.{name}") for name in ("server", "deflate", "handshake")]
+    for module in [*modules, fastframe]:
+        for name, value in list(vars(module).items()):
+            path = objects.get(id(value))
+            if path is not None and not name.startswith("__"):
+                monkeypatch.setattr(module, name, _resolve(impl, path))
 
 
 @pytest.fixture

@@ -31,53 +31,53 @@ def _pair() -> tuple[socket.socket, socket.socket]:
     return a, b
 
 
-def test_whole_send_in_order(impl: ModuleType) -> None:
+def test_whole_send_in_order(aio: ModuleType) -> None:
     a, b = _pair()
     with a, b:
-        rest = impl.try_send(a.fileno(), [b"ab", b"", b"cd"])
-        if impl.DIRECT_SEND:
+        rest = aio.try_send(a.fileno(), [b"ab", b"", b"cd"])
+        if aio.DIRECT_SEND:
             assert rest is None
         else:
             assert rest == b"abcd"  # the twin sends nothing: all of it is left
             a.sendall(rest)
         assert b.recv(10) == b"abcd"
-        assert impl.try_send(a.fileno(), []) in (None, b"")
+        assert aio.try_send(a.fileno(), []) in (None, b"")
 
 
-def test_partial_send_leaves_exactly_the_rest(impl: ModuleType) -> None:
+def test_partial_send_leaves_exactly_the_rest(aio: ModuleType) -> None:
     data = [bytes([i]) * 100_000 for i in range(80)]  # 8 MB, more than 64 chunks
     few = data[:40]  # 4 MB: more than the socket takes at once
     a, b = _pair()
     got = bytearray()
     reader = threading.Thread(target=_read_all, args=(b, got))
     with a, b:
-        rest = impl.try_send(a.fileno(), few)
+        rest = aio.try_send(a.fileno(), few)
         assert rest is not None and 0 < len(rest) <= len(b"".join(few))
         reader.start()
         a.setblocking(True)
         a.sendall(rest)
         # Over 64 chunks nothing is sent directly: all of it comes back.
-        assert impl.try_send(a.fileno(), data[:65]) == b"".join(data[:65])
+        assert aio.try_send(a.fileno(), data[:65]) == b"".join(data[:65])
         a.shutdown(socket.SHUT_WR)
         reader.join(30)
     assert bytes(got) == b"".join(few)
 
 
-def test_full_socket_and_dead_peer_send_nothing_and_do_not_raise(impl: ModuleType) -> None:
+def test_full_socket_and_dead_peer_send_nothing_and_do_not_raise(aio: ModuleType) -> None:
     a, b = _pair()
     with a:
         with b:
-            while impl.DIRECT_SEND and impl.try_send(a.fileno(), [b"x" * 65536]) is None:
+            while aio.DIRECT_SEND and aio.try_send(a.fileno(), [b"x" * 65536]) is None:
                 pass  # fill the socket until it would block
-            assert impl.try_send(a.fileno(), [b"y" * 10]) == b"y" * 10  # EAGAIN: all left
+            assert aio.try_send(a.fileno(), [b"y" * 10]) == b"y" * 10  # EAGAIN: all left
         # The peer is gone: EPIPE/ECONNRESET, no exception, no SIGPIPE.
-        assert impl.try_send(a.fileno(), [b"z" * 10]) == b"z" * 10
+        assert aio.try_send(a.fileno(), [b"z" * 10]) == b"z" * 10
 
 
-def test_other_buffer_types_are_left_to_the_transport(impl: ModuleType) -> None:
+def test_other_buffer_types_are_left_to_the_transport(aio: ModuleType) -> None:
     a, b = _pair()
     with a, b:
-        assert impl.try_send(a.fileno(), [b"ab", bytearray(b"cd")]) == b"abcd"
+        assert aio.try_send(a.fileno(), [b"ab", bytearray(b"cd")]) == b"abcd"
         a.setblocking(True)
         a.sendall(b"!")
         assert b.recv(10) == b"!"  # nothing else went out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import NO_EXTENSIONS, load_c
@@ -59,15 +58,21 @@ def test_no_extensions_env_zero_means_unset() -> None:
     assert _run(code, FASTFRAME_NO_EXTENSIONS="0") == "c"
 
 
-def test_only_impl_module_imports_codecs() -> None:
-    """Convention: only _impl.py chooses; no other module imports a codec."""
+def test_only_impl_module_chooses() -> None:
+    """Convention: only _impl.py chooses; no other module of the package
+    names a compiled module or a twin (a twin's own docstring aside)."""
+    from fastframe._impl import COMPILED
+
     pkg = os.path.dirname(fastframe.__file__)  # the package under test, installed or not
     for name in os.listdir(pkg):
-        if not name.endswith(".py") or name in ("_impl.py", "_codec_py.py"):
+        if not name.endswith(".py") or name == "_impl.py":
             continue
         with open(os.path.join(pkg, name), encoding="utf-8") as f:
-            text = f.read()
-        assert "_codec_c" not in text and "_codec_py" not in text, name
+            code = "".join(line for line in f if line.lstrip().startswith(("from ", "import ")))
+        for stem in COMPILED:
+            assert f"{stem}_c" not in code and f"import {stem}_py" not in code, (name, stem)
+    # No import hook of ours either.
+    assert not [f for f in sys.meta_path if type(f).__module__.startswith("fastframe")]
 
 
 def test_missing_compiled_core_falls_back_with_a_warning() -> None:
@@ -76,68 +81,65 @@ def test_missing_compiled_core_falls_back_with_a_warning() -> None:
         "with warnings.catch_warnings(record=True) as w:\n"
         "    warnings.simplefilter('always')\n"
         "    import fastframe\n"
-        "print(fastframe.IMPLEMENTATION, any('pure-Python twin' in str(x.message) for x in w))"
+        "print(fastframe.IMPLEMENTATION, any('pure-Python twins' in str(x.message) for x in w))"
     )
     env = {k: v for k, v in os.environ.items() if k != "FASTFRAME_NO_EXTENSIONS"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "py True"
 
 
-LAYERS = "import fastframe, importlib\nfrom fastframe._impl import COMPILED_LAYERS as L\n" \
-         "print(fastframe.IMPLEMENTATION, *(importlib.import_module('fastframe.' + n).__file__.rsplit('.', 1)[1] " \
-         "for n in L))"
+LAYERS = "import fastframe, fastframe.protocol, fastframe.connection, fastframe.uvicorn\n" \
+         "print(fastframe.IMPLEMENTATION, *(type(m).__module__ for m in (fastframe.FrameParser, " \
+         "fastframe.protocol.Connection, fastframe.connection.WebSocket, fastframe.uvicorn.Protocol)))"
 
 
-def test_compiled_layers_are_used_with_the_compiled_core() -> None:
-    """The protocol layer and the asyncio glue are compiled too (from their
-    .py with the .pxd); a build that lacks them must fail here, not run as
-    pure Python under the name "c"."""
+def test_compiled_modules_are_used_together() -> None:
+    """Every compiled module is built (setup.py builds exactly COMPILED), and
+    the public modules hand out their classes; a build that lacks one must
+    fail here, not run as pure Python under the name "c"."""
     if NO_EXTENSIONS:
         pytest.skip("FASTFRAME_NO_EXTENSIONS is set")
-    load_c()
     import importlib
 
-    from fastframe._impl import COMPILED_LAYERS
+    from fastframe._impl import COMPILED, HANDWRITTEN, load
 
-    assert set(COMPILED_LAYERS) == {"protocol", "connection", "uvicorn"}
-    # setup.py compiles every .py that has a .pxd beside it: the same set.
+    assert COMPILED == ("_codec", "_aio", "_protocol", "_connection", "_uvicorn")
     pkg = os.path.dirname(fastframe.__file__)
-    pairs = {f[:-4] for f in os.listdir(pkg) if f.endswith(".pxd") and os.path.exists(os.path.join(pkg, f[:-4] + ".py"))}
-    assert pairs == set(COMPILED_LAYERS)
-    for name in COMPILED_LAYERS:
-        module = importlib.import_module(f"fastframe.{name}")
-        assert not module.__file__.endswith(".py"), f"{module.__name__} is not compiled: {module.__file__}"
-    assert type(fastframe.protocol.Connection.__init__).__name__ != "function"
+    for stem in COMPILED:
+        module = importlib.import_module(f"fastframe.{stem}_c")
+        assert module.__file__ is not None and not module.__file__.endswith(".py"), module
+        assert load(stem) is module
+        # The source of the compiled module: its .pyx, or its twin and the .pxd that types it.
+        made_from = [f"{stem}_c.pyx"] if stem in HANDWRITTEN else [f"{stem}_py.py", f"{stem}_c.pxd"]
+        if os.path.exists(os.path.join(pkg, f"{stem}_py.py")):  # a checkout, not a wheel
+            assert all(os.path.exists(os.path.join(pkg, f)) for f in made_from), stem
+    for public, cls in (("protocol", "Connection"), ("connection", "WebSocket"), ("uvicorn", "Protocol")):
+        assert getattr(importlib.import_module(f"fastframe.{public}"), cls).__module__ == f"fastframe._{public}_c"
+    assert type(load("_protocol").Connection.__init__).__name__ != "function"
 
 
-def test_pure_twin_loads_the_layers_from_source() -> None:
-    """FASTFRAME_NO_EXTENSIONS=1: the same modules run as plain Python, even
-    where their compiled copies are installed beside them."""
-    assert _run(LAYERS, FASTFRAME_NO_EXTENSIONS="1") == "py py py py"
+def test_pure_twin_loads_every_twin() -> None:
+    """FASTFRAME_NO_EXTENSIONS=1: the twins run as plain Python, even where
+    the compiled modules are installed beside them."""
+    names = "fastframe._codec_py fastframe._protocol_py fastframe._connection_py fastframe._uvicorn_py"
+    assert _run(LAYERS.replace("type(m).__module__", "m.__module__"), FASTFRAME_NO_EXTENSIONS="1") == f"py {names}"
 
 
-def test_pure_layer_finder_steps_aside_without_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A frozen app may ship no .py files: the finder then finds nothing and
-    leaves the import to the usual finders instead of failing it."""
-    from fastframe._impl import _PureLayers
-
-    spec = _PureLayers.find_spec("fastframe.protocol")
-    assert spec is not None and spec.origin is not None and spec.origin.endswith("protocol.py")
-    assert _PureLayers.find_spec("fastframe.server") is None  # not a compiled layer
-    monkeypatch.setattr(_PureLayers, "_dir", str(tmp_path))
-    assert _PureLayers.find_spec("fastframe.protocol") is None
-
-
-def test_fallback_to_the_twin_takes_the_layers_along() -> None:
-    code = "import sys, warnings; sys.modules['fastframe._codec_c'] = None\n" \
-           "warnings.simplefilter('ignore')\n" + LAYERS
-    env = {k: v for k, v in os.environ.items() if k != "FASTFRAME_NO_EXTENSIONS"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "py py py py"
+def test_fallback_to_the_twin_takes_every_layer_along() -> None:
+    """One compiled module missing (a partial build): all of them fall back,
+    never a mix."""
+    names = "fastframe._codec_py fastframe._protocol_py fastframe._connection_py fastframe._uvicorn_py"
+    for missing in ("_codec_c", "_connection_c"):
+        code = f"import sys, warnings; sys.modules['fastframe.{missing}'] = None\n" \
+               "warnings.simplefilter('ignore')\n" + LAYERS.replace("type(m).__module__", "m.__module__")
+        env = {k: v for k, v in os.environ.items() if k != "FASTFRAME_NO_EXTENSIONS"}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT,
+                             check=True)
+        assert out.stdout.strip() == f"py {names}", missing
 
 
 def test_pure_layers_serve_an_echo() -> None:
-    """The pure twin end to end in a process of its own (the in-process
+    """The pure twins end to end in a process of their own (the in-process
     cases swap only the codec under the compiled layers)."""
     code = (
         "import asyncio, fastframe\n"
@@ -150,10 +152,10 @@ def test_pure_layers_serve_an_echo() -> None:
         "            await ws.send('héllo'); a = await ws.recv()\n"
         "            await ws.send(b'\\x00' * 70000); b = await ws.recv()\n"
         "    import fastframe.connection as c\n"
-        "    print(fastframe.IMPLEMENTATION, c.__file__.endswith('.py'), a, len(b))\n"
+        "    print(fastframe.IMPLEMENTATION, c.WebSocket.__module__, a, len(b))\n"
         "asyncio.run(main())\n"
     )
-    assert _run(code, FASTFRAME_NO_EXTENSIONS="1") == "py True héllo 70000"
+    assert _run(code, FASTFRAME_NO_EXTENSIONS="1") == "py fastframe._connection_py héllo 70000"
 
 
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
@@ -166,12 +168,11 @@ def test_compiled_methods_called_unbound_check_their_instance() -> None:
     binding=False, so that methods are descriptors that do)."""
     if NO_EXTENSIONS:
         pytest.skip("FASTFRAME_NO_EXTENSIONS is set")
-    import importlib
     import inspect
 
-    from fastframe._impl import COMPILED_LAYERS
+    from fastframe._impl import COMPILED
 
-    modules = [load_c()] + [importlib.import_module(f"fastframe.{name}") for name in COMPILED_LAYERS]
+    modules = [load_c(stem) for stem in COMPILED]
     checked = 0
     for module in modules:
         assert module.__file__ is not None and not module.__file__.endswith(".py"), module
@@ -189,3 +190,12 @@ def test_compiled_methods_called_unbound_check_their_instance() -> None:
                     attr(object())
                 checked += 1
     assert checked >= 40, checked
+
+
+def test_the_codec_imports_neither_asyncio_nor_socket() -> None:
+    """The codec only codes: importing fastframe and its codec (either
+    implementation) loads no I/O module."""
+    code = ("import sys, fastframe, fastframe._codec_py\n"
+            "try:\n    import fastframe._codec_c\nexcept ImportError:\n    pass\n"
+            "print(sorted(m for m in ('asyncio', 'socket', 'selectors', 'ssl') if m in sys.modules))")
+    assert _run(code) == "[]"

@@ -451,3 +451,17 @@ def test_feed_messages_violation_after_messages(impl: ModuleType) -> None:
     assert got == [b"first"] and info.value.frames == [] and info.value.close_code == 1002
     with pytest.raises(ProtocolError):  # failed for good
         p.feed_messages(b"", lambda a, m: None, None, None)
+
+
+def test_frame_attributes_are_settable_in_both_implementations(impl: ModuleType) -> None:
+    # The compiled Frame and the twin's agree on mutability (both plain
+    # settable attributes), so code written against one runs on the other.
+    f = impl.Frame(1, b"x")
+    f.payload = b"y"
+    f.fin = False
+    f.rsv1 = True
+    assert (f.payload, f.fin, f.rsv1, f.rsv2) == (b"y", False, True, False)
+    assert f == impl.Frame(1, b"y", fin=False, rsv1=True)
+    with pytest.raises(AttributeError):
+        f.extra = 1  # type: ignore[attr-defined]
+

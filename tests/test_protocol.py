@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import layer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -542,8 +543,7 @@ def test_the_per_message_path_runs_the_codec_the_connection_was_made_with(
     # (compiled, module globals cost a dict lookup per use on Python 3.12+):
     # what the module holds then is what its fast paths run, so that a codec
     # swapped in (conftest.swap_codec) is the one under test.
-    import fastframe.protocol as protocol
-
+    protocol = layer("_protocol")
     calls: list[str] = []
     encode, feed = protocol_codec.encode_frame, protocol_codec.FrameParser.feed_messages
 

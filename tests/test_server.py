@@ -305,6 +305,42 @@ def test_tls_wss() -> None:
 # -- handshake refusals ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("answer", "kind", "status"),
+    [
+        (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", fastframe.InvalidStatus, 403),
+        # §4.2.2: a 101 whose Sec-WebSocket-Accept does not answer our key.
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         b"Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n", fastframe.InvalidResponse, 101),
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", fastframe.InvalidResponse, 0),  # not HTTP at all
+        (b"HTTP/1.1 101 Swi", fastframe.HandshakeTimeout, 0),  # then the server hangs up
+        (None, fastframe.HandshakeTimeout, 0),  # never answers
+    ],
+)
+def test_client_handshake_failures_have_their_own_class(
+    answer: bytes | None, kind: type[fastframe.HandshakeError], status: int
+) -> None:
+    async def go() -> None:
+        async def reply(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await r.readuntil(b"\r\n\r\n")
+            if answer is None:
+                await asyncio.sleep(5)
+            else:
+                w.write(answer)
+            w.close()
+
+        listener = await asyncio.start_server(reply, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        async with listener:
+            with pytest.raises(kind) as info:
+                await connect(f"ws://127.0.0.1:{port}/", open_timeout=0.5)
+        assert type(info.value) is kind and isinstance(info.value, HandshakeError)
+        assert info.value.status == status
+        assert isinstance(info.value, TimeoutError) == (kind is fastframe.HandshakeTimeout)
+
+    run(go())
+
+
 def test_client_sees_refusals() -> None:
     async def go() -> None:
         async with serve(echo, "127.0.0.1", 0, origins=["https://ok.example"]) as server:
@@ -314,6 +350,8 @@ def test_client_sees_refusals() -> None:
         with pytest.raises(OSError):
             await connect(f"ws://127.0.0.1:{server.port}/")
         with pytest.raises(ValueError):
+            await connect("http://127.0.0.1/")
+        with pytest.raises(fastframe.InvalidURI):
             await connect("http://127.0.0.1/")
 
     run(go())

@@ -1,18 +1,18 @@
-# Augmenting declarations for uvicorn.py, compiled by Cython as it is; the .py
-# is the pure twin (see protocol.pxd and _impl.py).  Types only.  The
-# per-message methods are called unbound (``AdapterCore._flush(self)``): a
-# direct C call with no check for a Python override (see connection.pxd).
+# Augmenting declarations for _uvicorn_py.py, which Cython compiles as it is
+# into _uvicorn_c (the .py stays the pure twin; _impl.py chooses).  Types
+# only; per-message methods called unbound (docs/performance.md).
 
-from fastframe.connection cimport Writer
-from fastframe.protocol cimport Connection
+# cimported under C-prefixed aliases: see _connection_c.pxd.
+from fastframe._connection_c cimport Writer as CWriter
+from fastframe._protocol_c cimport Connection as CConnection
 
 # Read on every read, as C globals: Cython does not cache module globals on
 # Python 3.12+ (see connection.pxd).
 cdef object _on_app_message, _on_app_message_error
 
 cdef class AdapterCore:
-    cdef public Connection conn
-    cdef public Writer _writer
+    cdef public CConnection conn
+    cdef public CWriter _writer
     cdef public object config, app, loop, app_state, connections, tasks, default_headers
     cdef public object max_queue, ping_interval, ping_timeout, transport, scope, client, server
     cdef public object _buffer, _queue, _waiter, _disconnect, _drain, _denial

@@ -1,7 +1,6 @@
-# Augmenting declarations for protocol.py, which Cython compiles as it is
-# (the compiled layer); the .py is the pure twin, loaded as plain Python when
-# FASTFRAME_NO_EXTENSIONS is set (see _impl.py).  Only types go here: every
-# behaviour is in protocol.py, once.
+# Augmenting declarations for _protocol_py.py, which Cython compiles as it
+# is into _protocol_c (the .py stays the pure twin; _impl.py chooses).  Only
+# types go here: every behaviour is in _protocol_py.py, once.
 
 cdef Py_ssize_t _WRITELINES_MIN
 # Module constants read on the per-message path, as C globals: a module
@@ -21,7 +20,8 @@ cdef class Connection:
     cdef public int _msg_op
     cdef public list _out
     cdef object _feed, _encode
-    cdef dict __dict__
+    # No __dict__: a cpdef method called on an exact Connection then skips
+    # Cython's check for a Python override (docs/performance.md).
 
     cpdef receive_into(self, object data, object on_message, object on_error, object arg, object size=*)
     cpdef send(self, object message, object compress=*)

@@ -1,26 +1,19 @@
-# Augmenting declarations for connection.py, compiled by Cython as it is; the
-# .py is the pure twin (see protocol.pxd and _impl.py).  Types only: the
-# attributes, and the methods on the per-message path as cpdef, so that the
-# compiled code calls them directly instead of looking them up by name.
-#
-# Writer and WebSocket are final (nothing can hand fastframe a subclass), so
-# their cpdef methods are called with no check for a Python override.  That
-# check looks the method up on the instance with a cache, per call site, that
-# holds for one instance only (Cython gives each instance its own __dict__),
-# so with many connections it missed on nearly every call and made and
-# dropped a bound method each time.  ProtocolCore and Connection are not
-# final (a Python class derives from the first; the second is public API):
-# their per-message methods are called as ``ProtocolCore.flush(self)``, which
-# Cython compiles to the same direct call, and which is the same call in the
-# pure twin.
+# Augmenting declarations for _connection_py.py, which Cython compiles as it
+# is into _connection_c (the .py stays the pure twin; _impl.py chooses).
+# Types only: the attributes, and the methods on the per-message path as
+# cpdef, called without a check for a Python override (final classes, and
+# unbound calls on the others: docs/performance.md).
 
 cimport cython
-from fastframe.protocol cimport Connection
+# Types of other compiled modules are cimported under a C-prefixed alias:
+# the .py source binds the plain name to whichever implementation the
+# selector chose, and Cython refuses an import into a cimported name.
+from fastframe._protocol_c cimport Connection as CConnection
 
 # Module globals read per message, as C globals: on Python 3.12+ Cython no
 # longer caches module globals (its cache relies on dict version tags, which
 # 3.12 deprecated), so each use would be a dict lookup.
-cdef object _OPEN, _try_send, _append, _popleft, _queued_next, _wait_next
+cdef object _aio, _OPEN, _try_send, _append, _popleft, _queued_next, _wait_next
 cdef object _on_listener_error, _SENT, _EXHAUSTED
 
 @cython.final
@@ -42,11 +35,11 @@ cdef class WebSocket:
     cdef object __weakref__
 
     cpdef _deliver(self, object data)
-    @cython.locals(proto=ProtocolCore, conn=Connection)
+    @cython.locals(proto=ProtocolCore, conn=CConnection)
     cpdef send_nowait(self, object message, object compress=*)
 
 cdef class ProtocolCore:
-    cdef public Connection conn
+    cdef public CConnection conn
     cdef public WebSocket ws
     cdef public object loop, listener, sink, transport, peer, _on_open, _on_finish
     cdef public object write_limit, max_write_buffer, max_queue, close_timeout
@@ -62,5 +55,5 @@ cdef class ProtocolCore:
     cpdef _check_queue(self)
     cpdef after_send(self, object queued)
     cpdef schedule_flush(self)
-    @cython.locals(conn=Connection)
+    @cython.locals(conn=CConnection)
     cpdef flush(self)

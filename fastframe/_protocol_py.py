@@ -1,0 +1,836 @@
+"""Sans-I/O WebSocket connection: bytes in, events and bytes out (RFC 6455).
+
+Rules of this module:
+
+* No I/O and no clock: nothing here imports asyncio or socket.  The caller
+  feeds received bytes to :meth:`Connection.receive_data`, acts on the events
+  it returns, and writes what :meth:`Connection.data_to_send` hands back.
+* One transition table, ``_TRANSITIONS``, holds every state change; an event
+  that has no entry for the current state is the caller's mistake and raises
+  :class:`LocalProtocolError` with the state unchanged.
+* A peer that breaks the protocol never raises out of ``receive_data``: the
+  connection queues the close frame with the right code (§7.1.7 "fail the
+  WebSocket connection"), moves to CLOSED and returns a :class:`Closed` event
+  whose ``error`` says what happened.
+* The per-frame path is kept short: the compiled FrameParser does framing,
+  masking and limits; this layer only assembles messages.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ._impl import codec
+from .deflate import DeflateConfig, PerMessageDeflate, accept_client, negotiate_server
+from .exceptions import (
+    HandshakeError,
+    InvalidUTF8,
+    LocalProtocolError,
+    PayloadTooBig,
+    ProtocolError,
+)
+from .handshake import (
+    Request,
+    RequestParser,
+    Response,
+    ResponseParser,
+    accept_key,
+    build_request,
+    build_response,
+    check_request,
+    check_response,
+    generate_key,
+    parse_header_tokens,
+)
+
+__all__ = [
+    "Closed",
+    "Connection",
+    "Event",
+    "Fragment",
+    "Message",
+    "Opened",
+    "Ping",
+    "Pong",
+    "Rejected",
+    "Requested",
+    "State",
+    "is_valid_close_code",
+]
+
+_encode_frame = codec.encode_frame
+_encode_header = codec.encode_header
+_Utf8Validator = codec.Utf8Validator
+_FrameParser = codec.FrameParser
+# Called with the parser as first argument: compiled, a call by name would
+# look the method up on every read.
+_feed_messages = _FrameParser.feed_messages
+
+# Opcodes as plain ints: compared once per frame (RFC 6455 §5.2).
+_CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0, 1, 2, 8, 9, 10
+
+# Most bytes held after a request that awaits accept() (defer_accept).
+_PENDING_MAX = 1 << 16
+
+# Above this size a frame is sent as header + payload (no copy).
+_WRITELINES_MIN = 8192
+#: receive_into's answer when every frame read was a message, delivered.
+_NO_EVENTS: tuple[Event, ...] = ()
+
+
+class State(enum.IntEnum):
+    """RFC 6455 §4.1 and §7: the life of a connection."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2  # a close frame was sent; waiting for the peer's
+    CLOSED = 3
+
+
+# Module-level aliases: read on every call of the hot path, where an
+# attribute lookup on the enum class would cost more than the test (C
+# globals when compiled: _protocol_c.pxd).
+_OPEN = State.OPEN
+_CLOSING = State.CLOSING
+_CLOSED = State.CLOSED
+
+# (state, what happened) -> new state.  The only place states change.
+_TRANSITIONS: dict[tuple[State, str], State] = {
+    (State.CONNECTING, "accept"): State.OPEN,
+    (State.CONNECTING, "reject"): State.CLOSED,
+    (State.CONNECTING, "fail"): State.CLOSED,
+    (State.CONNECTING, "eof"): State.CLOSED,
+    (State.OPEN, "send_close"): State.CLOSING,
+    (State.OPEN, "recv_close"): State.CLOSED,  # we echo at once (§5.5.1)
+    (State.OPEN, "fail"): State.CLOSED,
+    (State.OPEN, "eof"): State.CLOSED,
+    (State.CLOSING, "recv_close"): State.CLOSED,
+    (State.CLOSING, "fail"): State.CLOSED,
+    (State.CLOSING, "eof"): State.CLOSED,
+}
+
+
+def is_valid_close_code(code: int) -> bool:
+    """RFC 6455 §7.4: codes a peer may send in a close frame.
+
+    1000-1003 and 1007-1011 from §7.4.1, 1012-1014 registered with IANA
+    (§11.7; sent by servers restarting or overloaded, so refusing them would
+    fail good peers), and 3000-4999 for libraries and applications.  1004,
+    1005, 1006 and 1015 are reserved and never sent.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+# -- events --------------------------------------------------------------------
+
+
+class Event:
+    """Base of the events ``receive_data`` returns."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class Opened(Event):
+    """The opening handshake succeeded (``response`` is set on the client side)."""
+
+    request: Request | None
+    subprotocol: str | None
+    response: Response | None = None
+    compression: bool = False
+
+
+@dataclass(frozen=True)
+class Requested(Event):
+    """A valid upgrade request awaits :meth:`Connection.accept` or
+    :meth:`Connection.reject` (server side, with ``defer_accept``).
+
+    ``subprotocols`` are the ones the client offered, in its order.
+    """
+
+    request: Request
+    subprotocols: list[str]
+
+
+@dataclass(frozen=True)
+class Rejected(Event):
+    """The opening handshake was refused with ``status``; the connection is closed."""
+
+    status: int
+    reason: str
+
+
+class Message(Event):
+    """A complete message: ``str`` for text, ``bytes`` for binary.
+
+    A plain class rather than a frozen dataclass: one is made per message,
+    and a frozen dataclass's ``__init__`` costs several times more.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: str | bytes) -> None:
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and other.data == self.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Message({self.data!r})"
+
+
+class Fragment(Event):
+    """Part of a message, when ``deliver_fragments`` is on (large messages).
+
+    ``data`` is the next bytes of the message (decompressed if need be; for
+    text, UTF-8 bytes already validated so far), ``first``/``last`` mark its
+    ends and ``text`` says whether the message is text.
+    """
+
+    __slots__ = ("data", "first", "last", "text")
+
+    def __init__(self, data: bytes, first: bool, last: bool, text: bool) -> None:
+        self.data = data
+        self.first = first
+        self.last = last
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fragment) and (other.data, other.first, other.last, other.text) == (
+            self.data, self.first, self.last, self.text)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Fragment({self.data[:32]!r}, first={self.first}, last={self.last}, text={self.text})"
+
+
+@dataclass(frozen=True)
+class Ping(Event):
+    """The peer pinged; the pong was queued automatically (§5.5.2)."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Pong(Event):
+    """A pong arrived; ``ack`` is True if it answers a ping we sent."""
+
+    payload: bytes
+    ack: bool
+
+
+@dataclass(frozen=True)
+class Closed(Event):
+    """The connection is closed (or failed); close the transport after flushing.
+
+    ``code``/``reason`` are what the peer sent (1005 when it sent no code), or,
+    when we failed the connection, the code we sent; ``error`` is then the
+    exception that made us fail it, and 1006 means the transport ended
+    without a close frame.
+    """
+
+    code: int
+    reason: str
+    error: Exception | None = None
+
+
+# -- the connection ------------------------------------------------------------
+
+
+class Connection:
+    """One WebSocket connection, server or client side, without I/O.
+
+    Args:
+        client: True for the client side (frames sent masked, frames received
+            must not be); False for a server.
+        max_message_size: largest message accepted, in bytes (None: no
+            limit); a larger one fails the connection with 1009 as soon as
+            the bytes that pass it arrive.
+        subprotocols: server side, the subprotocols offered, in order of
+            preference; the first one the client also offers is chosen.
+        origins: server side, the accepted Origin values (None: any).
+        compression: permessage-deflate settings (RFC 7692), or None to
+            neither offer nor accept it.  On by default, as in websockets
+            and aiohttp; it only applies when the peer also wants it.
+        process_request: server side, called with the request before the
+            upgrade; if it returns ``(status, headers, body)`` that response
+            is sent instead and the connection ends (serve a page, or refuse
+            with any status).
+        deliver_fragments: hand the data of fragmented messages over as
+            :class:`Fragment` events as it arrives instead of assembling
+            the message (for large messages; nothing is held, the size limit
+            still counts the whole message).
+        handshake: False when the handshake was done elsewhere (for
+            example by another server); the connection then starts OPEN,
+            with ``deflate`` the negotiated compression if any.
+        defer_accept: server side, a valid request gives a
+            :class:`Requested` event and waits for :meth:`accept` (choosing
+            the subprotocol and extra headers then) or :meth:`reject`; for
+            frameworks where the application decides (ASGI).
+    """
+
+    def __init__(
+        self,
+        client: bool = False,
+        *,
+        max_message_size: int | None = 1 << 20,
+        subprotocols: list[str] | None = None,
+        origins: list[str] | None = None,
+        extra_headers: list[tuple[str, str]] | None = None,
+        compression: DeflateConfig | None = DeflateConfig(),
+        handshake: bool = True,
+        deflate: PerMessageDeflate | None = None,
+        process_request: Callable[[Request], tuple[int, Sequence[tuple[str, str]], bytes] | None] | None = None,
+        deliver_fragments: bool = False,
+        defer_accept: bool = False,
+    ) -> None:
+        self.client = client
+        self.max_message_size = max_message_size
+        self.subprotocols = list(subprotocols or [])
+        self.origins = origins
+        self.extra_headers = list(extra_headers or [])
+        self.state = State.CONNECTING if handshake else State.OPEN
+        self.compression = compression
+        self.process_request = process_request
+        self.deliver_fragments = deliver_fragments
+        self.defer_accept = defer_accept
+        # Bytes that followed the request while it awaits accept(): held
+        # (at most _PENDING_MAX) and parsed once the connection is open.
+        self._pending: bytearray | None = None
+        self._msg_len = 0
+        self._msg_first = False
+        self.subprotocol: str | None = None
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self._deflate = deflate
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._out: list[bytes] = []
+        self._mask: bool | None = True if client else None
+        # The codec's per-message functions, taken once per connection from
+        # the module: compiled, a module global costs a dict lookup per use
+        # on Python 3.12+ (Cython caches those through dict version tags,
+        # which 3.12 deprecated), an attribute of the compiled class none.
+        self._feed = _feed_messages
+        self._encode = _encode_frame
+        self._parser = self._new_parser()
+        self._request_parser: RequestParser | None = (
+            RequestParser() if self.state is State.CONNECTING and not client else None
+        )
+        self._response_parser: ResponseParser | None = None
+        self._key = ""
+        # Message being assembled (§5.4): its opcode, whether it is
+        # compressed, bytes so far, validator.
+        self._msg_op = -1
+        self._msg_z = False
+        self._msg_buf = bytearray()
+        self._utf8: object | None = None
+        self._pings: dict[bytes, int] = {}
+
+    def _new_parser(self) -> Any:
+        limit = self.max_message_size
+        if self._deflate is not None and limit is not None:
+            # A compressed frame may be a little larger than what it holds
+            # (stored blocks); the message budget is enforced after inflating.
+            limit = limit + (limit >> 7) + 1024
+        return _FrameParser(expect_mask=not self.client, max_frame_size=limit,
+                            allow_rsv1=self._deflate is not None)
+
+    # -- state ----------------------------------------------------------------
+
+    def _transition(self, what: str) -> None:
+        try:
+            self.state = _TRANSITIONS[(self.state, what)]
+        except KeyError:
+            raise LocalProtocolError(f"cannot {what.replace('_', ' ')} in state {self.state.name}") from None
+
+    # -- output -----------------------------------------------------------------
+
+    def data_to_send(self) -> list[bytes]:
+        """Return the byte strings to write, in order, and forget them."""
+        out = self._out
+        self._out = []
+        return out
+
+    def _send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        if self._mask is None and len(payload) >= _WRITELINES_MIN:
+            self._out.append(_encode_header(opcode, len(payload), fin=fin))
+            self._out.append(payload)
+        else:
+            self._out.append(_encode_frame(opcode, payload, fin=fin, mask=self._mask))
+
+    def _check_open(self, what: str) -> None:
+        if self.state is not State.OPEN:
+            raise LocalProtocolError(f"cannot {what} in state {self.state.name}")
+
+    def _send_data(self, op: int, data: bytes, compress: bool | None) -> None:
+        z = self._deflate
+        if z is not None and compress is not False:
+            # RFC 7692 §6: RSV1 on the (only) frame of a compressed message.
+            self._out.append(_encode_frame(op, z.compress(data), rsv1=True, mask=self._mask))
+        else:
+            self._send_frame(op, data)
+
+    def send_text(self, text: str, compress: bool | None = None) -> None:
+        """Queue a text message; ``compress=False`` opts out of compression.
+
+        Raises:
+            LocalProtocolError: not OPEN (state unchanged).
+            TypeError: ``text`` is not a str.
+        """
+        self._check_open("send a message")
+        if not isinstance(text, str):
+            raise TypeError(f"send_text() needs str, not {type(text).__name__}")
+        self._send_data(_TEXT, text.encode("utf-8"), compress)
+
+    def send_binary(self, data: bytes | bytearray | memoryview, compress: bool | None = None) -> None:
+        """Queue a binary message; ``compress=False`` opts out of compression.
+
+        Raises:
+            LocalProtocolError: not OPEN (state unchanged).
+            TypeError: ``data`` is not bytes-like.
+        """
+        self._check_open("send a message")
+        if not isinstance(data, bytes):
+            data = bytes(memoryview(data))
+        self._send_data(_BINARY, data, compress)
+
+    def send(self, message: str | bytes | bytearray | memoryview, compress: bool | None = None) -> None:
+        """Queue ``message``: text for ``str``, binary for bytes-like."""
+        # Fast path: server side, open, no compression, a small message.
+        if self.state is _OPEN and self._deflate is None and self._mask is None:
+            if type(message) is bytes:
+                if len(message) < _WRITELINES_MIN:
+                    self._out.append(self._encode(_BINARY, message))
+                    return
+            elif isinstance(message, str):
+                raw = message.encode("utf-8")
+                if len(raw) < _WRITELINES_MIN:
+                    self._out.append(self._encode(_TEXT, raw))
+                    return
+        if isinstance(message, str):
+            self.send_text(message, compress)
+        else:
+            self.send_binary(message, compress)
+
+    @property
+    def compressed(self) -> bool:
+        """True when permessage-deflate was negotiated."""
+        return self._deflate is not None
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Queue a ping; a later :class:`Pong` with ``ack`` True answers it."""
+        self._check_open("send a ping")
+        payload = bytes(payload)
+        self._send_frame(_PING, payload)
+        self._pings[payload] = self._pings.get(payload, 0) + 1
+
+    def send_pong(self, payload: bytes = b"") -> None:
+        """Queue an unsolicited pong (a heartbeat, §5.5.3)."""
+        self._check_open("send a pong")
+        self._send_frame(_PONG, bytes(payload))
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake (§7.1.2).
+
+        Raises:
+            LocalProtocolError: not OPEN, or a code that may not be sent, or a
+                reason longer than 123 bytes (state unchanged).
+        """
+        if self.state is not State.OPEN:
+            raise LocalProtocolError(f"cannot send close in state {self.state.name}")
+        payload = self._close_payload(code, reason)
+        self._transition("send_close")
+        self._out.append(_encode_frame(_CLOSE, payload, mask=self._mask))
+
+    @staticmethod
+    def _close_payload(code: int | None, reason: str) -> bytes:
+        if code is None:
+            return b""
+        if not is_valid_close_code(code):
+            raise LocalProtocolError(f"close code {code} may not be sent (RFC 6455 §7.4)")
+        raw = reason.encode("utf-8")
+        if len(raw) > 123:
+            raise LocalProtocolError("close reason longer than 123 bytes (RFC 6455 §5.5)")
+        return struct.pack("!H", code) + raw
+
+    # -- input -------------------------------------------------------------------
+
+    def receive_eof(self) -> list[Event]:
+        """The transport ended: without a close frame this is 1006 (§7.1.5)."""
+        if self.state is State.CLOSED:
+            return []
+        self._transition("eof")
+        self.close_code = 1006
+        return [Closed(1006, "", None)]
+
+    def receive_data(self, data: bytes | bytearray | memoryview, size: int = -1) -> list[Event]:
+        """Feed received bytes; return the events they complete.
+
+        With ``size`` >= 0 only the first ``size`` bytes of ``data`` count
+        (a reused read buffer and the length read into it).  Never raises for
+        anything the peer sends; see the module rules.
+        """
+        if size >= 0:
+            data = memoryview(data)[:size]
+        state = self.state
+        if state is State.CLOSED:
+            return []  # §7.1.1: after the close, data is ignored
+        if state is State.CONNECTING:
+            if self.client:
+                return self._receive_response(bytes(data))
+            if self._pending is not None:
+                return self._hold(data)
+            return self._receive_handshake(bytes(data))
+        events: list[Event] = []
+        try:
+            frames = self._parser.feed(data)
+        except ProtocolError as exc:
+            return self._after_violation(exc, events)
+        for frame in frames:
+            # Fast path: a whole uncompressed binary message, no message
+            # open (the common case); everything else goes the long way.
+            if frame.opcode == _BINARY and frame.fin and not frame.rsv1 and self._msg_op < 0:
+                events.append(Message(frame.payload))
+                continue
+            self._on_frame(frame, events)
+            if self.state is _CLOSED:
+                break
+        return events
+
+    def receive_into(
+        self,
+        data: bytes | bytearray | memoryview,
+        on_message: Callable[[Any, str | bytes], object],
+        on_error: Callable[[Any, Exception], object],
+        arg: Any,
+        size: int = -1,
+    ) -> Sequence[Event]:
+        """Like :meth:`receive_data`, but the messages that arrive before any
+        other event go to ``on_message(arg, message)`` instead of becoming
+        :class:`Message` events: whole single-frame messages straight from
+        the parser as each is parsed, with no event object in between (the
+        per-message fast path of the asyncio layer).  An exception from
+        ``on_message`` goes to ``on_error(arg, exc)``.  Returns the events
+        from the first other one on (later messages among them as
+        :class:`Message`), so that everything keeps its order of arrival
+        (an empty tuple when there are none: nothing to allocate per read).
+        With ``size`` >= 0 only the first ``size`` bytes of ``data`` count
+        (the read buffer of a ``BufferedProtocol`` and the length read).
+        """
+        state = self.state
+        events: list[Event]
+        if (state is _OPEN or state is _CLOSING) and self._msg_op < 0:
+            try:
+                frames = self._feed(self._parser, data, on_message, on_error, arg, size)
+            except ProtocolError as exc:
+                events = self._after_violation(exc, [])
+            else:
+                if not frames:
+                    return _NO_EVENTS  # the common case: every frame was a message, delivered
+                events = []
+                for frame in frames:
+                    self._on_frame(frame, events)
+                    if self.state is _CLOSED:
+                        break
+        else:
+            events = self.receive_data(data, size)
+        for i, ev in enumerate(events):
+            if type(ev) is not Message:
+                return events[i:]
+            try:
+                on_message(arg, ev.data)
+            except Exception as exc:  # noqa: BLE001 - the sink is user code: report, go on
+                on_error(arg, exc)
+        return _NO_EVENTS
+
+    def _after_violation(self, exc: ProtocolError, events: list[Event]) -> list[Event]:
+        """The parser failed: the frames before the violation count, then
+        the connection fails with the violation's code (§7.1.7)."""
+        for frame in exc.frames:
+            if self.state is _CLOSED:
+                return events
+            self._on_frame(frame, events)
+        if self.state is not _CLOSED:
+            self._fail(exc, events)
+        return events
+
+    def _fail(self, exc: Exception, events: list[Event]) -> None:
+        """§7.1.7: send a close frame with the error's code, then close."""
+        code = getattr(exc, "close_code", 1002)
+        if self.state is State.OPEN:
+            reason = str(exc).encode("utf-8")[:123].decode("utf-8", "ignore")
+            self._out.append(_encode_frame(_CLOSE, self._close_payload(code, reason), mask=self._mask))
+        self._transition("fail")
+        self.close_code = code
+        self.close_reason = str(exc)
+        self._msg_buf = bytearray()
+        events.append(Closed(code, str(exc), exc))
+
+    def _on_frame(self, frame: object, events: list[Event]) -> None:
+        op = frame.opcode  # type: ignore[attr-defined]  # an IntEnum: compares as int
+        payload: bytes = frame.payload  # type: ignore[attr-defined]
+        fin: bool = frame.fin  # type: ignore[attr-defined]
+        try:
+            if op in (_TEXT, _BINARY):
+                # §5.4: a new data frame while a message is open is an error.
+                if self._msg_op >= 0:
+                    raise ProtocolError("new message started before the previous one finished")
+                compressed = frame.rsv1  # type: ignore[attr-defined]
+                if fin and not compressed:
+                    if op == _TEXT:
+                        try:
+                            events.append(Message(payload.decode("utf-8")))
+                        except UnicodeDecodeError:
+                            raise InvalidUTF8("text message is not valid UTF-8") from None
+                    else:
+                        events.append(Message(payload))
+                    return
+                self._msg_op = op
+                self._msg_z = compressed
+                self._msg_buf = bytearray()
+                self._msg_len = 0
+                self._msg_first = True
+                self._utf8 = _Utf8Validator() if op == _TEXT else None
+                self._on_data(payload, fin, events)
+                return
+            if op == _CONT:
+                if self._msg_op < 0:
+                    raise ProtocolError("continuation frame without a message to continue")
+                # RFC 7692 §6.1: RSV1 is set on the first frame only.
+                if frame.rsv1:  # type: ignore[attr-defined]
+                    raise ProtocolError("RSV1 set on a continuation frame")
+                self._on_data(payload, fin, events)
+                return
+            # RFC 7692 §6.1: control frames are never compressed.
+            if frame.rsv1:  # type: ignore[attr-defined]
+                raise ProtocolError("RSV1 set on a control frame")
+            if op == _PING:
+                # §5.5.2: answer with a pong carrying the same payload, unless
+                # we already sent a close (§5.5.1: no more frames after it).
+                if self.state is State.OPEN:
+                    self._out.append(_encode_frame(_PONG, payload, mask=self._mask))
+                events.append(Ping(payload))
+                return
+            if op == _PONG:
+                n = self._pings.get(payload, 0)
+                if n:
+                    if n == 1:
+                        del self._pings[payload]
+                    else:
+                        self._pings[payload] = n - 1
+                events.append(Pong(payload, n > 0))
+                return
+            # op == _CLOSE
+            self._on_close(payload, events)
+        except ProtocolError as exc:
+            self._fail(exc, events)
+
+    def _on_data(self, payload: bytes, fin: bool, events: list[Event]) -> None:
+        """Add a fragment's data to the open message; emit it when final."""
+        limit = self.max_message_size
+        buf = self._msg_buf
+        if self._msg_z:
+            budget = None if limit is None else limit - self._msg_len
+            payload = self._deflate.decompress(payload, budget, fin)  # type: ignore[union-attr]
+        # The budget counts the bytes held; a bytearray keeps no per-fragment
+        # overhead, so many tiny fragments cost their bytes and nothing more.
+        elif limit is not None and self._msg_len + len(payload) > limit:
+            raise PayloadTooBig(f"message exceeds max_message_size {limit}")
+        self._msg_len += len(payload)
+        if self._utf8 is not None:
+            self._utf8.feed(payload, fin)  # type: ignore[attr-defined]  # fail fast (§8.1)
+        if self.deliver_fragments:
+            events.append(Fragment(payload, self._msg_first, fin, self._msg_op == _TEXT))
+            self._msg_first = False
+            if fin:
+                self._utf8 = None
+                self._msg_op = -1
+            return
+        buf += payload
+        if fin:
+            data = bytes(buf)
+            self._msg_buf = bytearray()
+            if self._msg_op == _TEXT:
+                self._utf8 = None
+                events.append(Message(data.decode("utf-8")))
+            else:
+                events.append(Message(data))
+            self._msg_op = -1
+
+    def _on_close(self, payload: bytes, events: list[Event]) -> None:
+        # §5.5.1: a close payload is empty, or a 2-byte code and a UTF-8 reason.
+        if len(payload) == 1:
+            raise ProtocolError("close frame payload of 1 byte")
+        if payload:
+            code = struct.unpack("!H", payload[:2])[0]
+            if not is_valid_close_code(code):
+                raise ProtocolError(f"invalid close code {code}")
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidUTF8("close reason is not valid UTF-8") from None
+        else:
+            code, reason = 1005, ""
+        if self.state is State.OPEN:
+            # §5.5.1: echo the status code back.
+            echo = payload[:2] if payload else b""
+            self._out.append(_encode_frame(_CLOSE, echo, mask=self._mask))
+        self._transition("recv_close")
+        self.close_code = code
+        self.close_reason = reason
+        events.append(Closed(code, reason, None))
+
+    # -- handshake (server side) ---------------------------------------------------
+
+    def _receive_handshake(self, data: bytes) -> list[Event]:
+        assert self._request_parser is not None
+        try:
+            parsed = self._request_parser.feed_request(data)
+            if parsed is None:
+                return []
+            request, rest = parsed
+            if self.process_request is not None:
+                answer = self.process_request(request)
+                if answer is not None:
+                    status, headers, body = answer
+                    return self.reject(status, body, list(headers))
+            key = check_request(request)
+            if self.origins is not None and request.headers.get("Origin") not in self.origins:
+                raise HandshakeError(403, "Origin not allowed")
+        except HandshakeError as exc:
+            return self.reject(exc.status, str(exc) + "\n", exc.headers)
+        offered = parse_header_tokens(request.headers.get_all("Sec-WebSocket-Protocol"))
+        self.request = request
+        self._key = key
+        self._request_parser = None
+        if self.defer_accept:
+            self._pending = bytearray()
+            return [Requested(request, offered), *self._hold(rest)]
+        chosen = next((p for p in self.subprotocols if p.lower() in offered), None)
+        return self._open(chosen, (), rest)
+
+    def _hold(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Keep bytes that arrive before accept(), within a bound.
+
+        RFC 6455 §4.1: the client must not send frames before the 101, so
+        anything here is a pipelining client; past _PENDING_MAX it is refused.
+        """
+        assert self._pending is not None
+        self._pending += data
+        if len(self._pending) > _PENDING_MAX:
+            self._pending = None
+            return self.reject(400, "data sent before the handshake completed\n")
+        return []
+
+    def accept(self, subprotocol: str | None = None, extra_headers: Sequence[tuple[str, str]] = ()) -> list[Event]:
+        """Complete a deferred handshake with 101 (server, ``defer_accept``).
+
+        Returns the :class:`Opened` event and the events of bytes that
+        arrived meanwhile.
+
+        Raises:
+            LocalProtocolError: no request awaits acceptance.
+        """
+        if self._pending is None or self.state is not State.CONNECTING:
+            raise LocalProtocolError(f"no request awaits acceptance in state {self.state.name}")
+        rest = bytes(self._pending)
+        self._pending = None
+        return self._open(subprotocol, extra_headers, rest)
+
+    def _open(self, chosen: str | None, extra_headers: Sequence[tuple[str, str]], rest: bytes) -> list[Event]:
+        """Queue the 101 response (§4.2.2) and open the connection."""
+        request = self.request
+        assert request is not None
+        headers = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(self._key)),
+        ]
+        if chosen:
+            headers.append(("Sec-WebSocket-Protocol", chosen))
+        if self.compression is not None:
+            agreed = negotiate_server(request.headers.get_all("Sec-WebSocket-Extensions"), self.compression)
+            if agreed is not None:
+                headers.append(("Sec-WebSocket-Extensions", agreed[0]))
+                self._deflate = PerMessageDeflate(
+                    agreed[1], client=False, level=self.compression.level, mem_level=self.compression.mem_level
+                )
+                self._parser = self._new_parser()
+        headers.extend(self.extra_headers)
+        headers.extend(extra_headers)
+        self._out.append(build_response(101, headers))
+        self._transition("accept")
+        self.subprotocol = chosen
+        events: list[Event] = [Opened(request, chosen, None, self._deflate is not None)]
+        if rest:
+            events.extend(self.receive_data(rest))
+        return events
+
+    # -- handshake (client side) ---------------------------------------------------
+
+    def connect(self, host: str, path: str = "/", *, origin: str | None = None) -> None:
+        """Queue the opening handshake request (client side, §4.1)."""
+        if not self.client or self.state is not State.CONNECTING or self._response_parser is not None:
+            raise LocalProtocolError("connect() is for a client connection that has not started")
+        self._key = generate_key()
+        self._out.append(
+            build_request(
+                host, path, self._key, subprotocols=self.subprotocols,
+                extensions=self.compression.offer() if self.compression is not None else None,
+                origin=origin, extra_headers=self.extra_headers,
+            )
+        )
+        self._response_parser = ResponseParser()
+
+    def _receive_response(self, data: bytes) -> list[Event]:
+        if self._response_parser is None:
+            raise LocalProtocolError("receive_data() before connect() on a client connection")
+        try:
+            parsed = self._response_parser.feed_response(data)
+            if parsed is None:
+                return []
+            response, rest = parsed
+            self.response = response
+            self.subprotocol = check_response(response, self._key, self.subprotocols)
+            ext = response.headers.get_all("Sec-WebSocket-Extensions")
+            if ext and self.compression is None:
+                raise HandshakeError(101, "server accepted an extension that was not offered")
+            if self.compression is not None:
+                try:
+                    params = accept_client(ext, self.compression)
+                except ProtocolError as exc:
+                    raise HandshakeError(101, str(exc)) from None
+                if params is not None:
+                    self._deflate = PerMessageDeflate(
+                        params, client=True, level=self.compression.level, mem_level=self.compression.mem_level
+                    )
+                    self._parser = self._new_parser()
+        except HandshakeError as exc:
+            self._transition("reject")
+            return [Rejected(exc.status, str(exc))]
+        self._transition("accept")
+        self._response_parser = None
+        events: list[Event] = [Opened(None, self.subprotocol, response, self._deflate is not None)]
+        if rest:
+            events.extend(self.receive_data(rest))
+        return events
+
+    def reject(
+        self, status: int, body: str | bytes = "", headers: Sequence[tuple[str, str]] = ()
+    ) -> list[Event]:
+        """Answer the handshake with ``status`` instead of upgrading (server side)."""
+        if self.client or self.state is not State.CONNECTING:
+            raise LocalProtocolError(f"cannot reject in state {self.state.name}")
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        self._out.append(build_response(status, list(headers), raw))
+        self._transition("reject")
+        self._pending = None
+        return [Rejected(status, raw[:200].decode("utf-8", "replace").strip())]
