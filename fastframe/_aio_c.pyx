@@ -88,91 +88,272 @@ def try_send(long fd, list chunks):
 
 # ---------------------------------------------------------------- awaiting a queue
 
-_popleft = collections.deque.popleft
+cdef extern from *:
+    """
+    /* QueuedNext: the awaitable queued_next() returns.  Written in C and made
+       with PyType_FromSpec, the supported way to give a type the slots it
+       needs: am_send (3.10+), through which an await takes the result with
+       no StopIteration at all, and tp_iternext.  Cython cannot define am_send,
+       and a StopIteration raised from Cython code carries a traceback entry
+       that costs more than the coroutine this awaitable saves. */
+    typedef struct {
+        PyObject_HEAD
+        PyObject *queue, *then, *arg, *inner;
+        int done;
+    } ff_qn;
+
+    static PyObject *ff_qn_type = NULL;
+    static PyObject *ff_qn_popleft = NULL;  /* collections.deque.popleft */
+
+    static void ff_qn_started(ff_qn *self) {
+        /* What the first step needs, let go once it has run (or never will). */
+        Py_CLEAR(self->queue);
+        Py_CLEAR(self->then);
+        Py_CLEAR(self->arg);
+    }
+
+    /* One step, as am_send: 0 (PYGEN_RETURN) and the result when done, 1
+       (PYGEN_NEXT) and the value to yield, -1 (PYGEN_ERROR) with an
+       exception set; *result is a new reference or NULL. */
+    static int ff_qn_step(ff_qn *self, PyObject *arg, PyObject **result) {
+        PyObject *inner;
+        int r;
+        *result = NULL;
+        if (self->inner == NULL) {
+            if (self->done) {
+                PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited __anext__()");
+                return -1;
+            }
+            if (arg != Py_None) {
+                PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
+                return -1;
+            }
+            r = PyObject_IsTrue(self->queue);
+            if (r < 0) return -1;
+            if (r) {
+                *result = PyObject_CallOneArg(ff_qn_popleft, self->queue);
+                self->done = 1;
+                ff_qn_started(self);
+                return *result == NULL ? -1 : 0;
+            }
+            inner = PyObject_CallOneArg(self->then, self->arg);
+            ff_qn_started(self);
+            if (inner == NULL) {
+                self->done = 1;
+                return -1;
+            }
+            self->inner = inner;
+        }
+        /* A reference of our own for the call: code it runs may close() us,
+           which drops self->inner. */
+        inner = self->inner;
+        Py_INCREF(inner);
+    #if PY_VERSION_HEX >= 0x030A0000
+        r = (int)PyIter_Send(inner, arg, result);
+    #else
+        *result = PyObject_CallMethod(inner, "send", "(O)", arg);
+        if (*result != NULL) r = 1;
+        else r = _PyGen_FetchStopIterationValue(result) == 0 ? 0 : -1;
+    #endif
+        Py_DECREF(inner);
+        if (r != 1) {
+            self->done = 1;
+            Py_CLEAR(self->inner);
+        }
+        return r;
+    }
+
+    #if PY_VERSION_HEX >= 0x030A0000
+    static PySendResult ff_qn_am_send(PyObject *self, PyObject *arg, PyObject **result) {
+        return (PySendResult)ff_qn_step((ff_qn *)self, arg, result);
+    }
+    #endif
+
+    /* The end of a step without am_send: the result travels in a StopIteration
+       (a tuple or an exception would be taken for its arguments: wrapped). */
+    static PyObject *ff_qn_finish(int r, PyObject *res) {
+        PyObject *exc;
+        if (r != 0) return r == 1 ? res : NULL;
+        if (PyTuple_Check(res) || PyExceptionInstance_Check(res)) {
+            exc = PyObject_CallOneArg(PyExc_StopIteration, res);
+            Py_DECREF(res);
+            if (exc == NULL) return NULL;
+            PyErr_SetObject(PyExc_StopIteration, exc);
+            Py_DECREF(exc);
+        } else {
+            PyErr_SetObject(PyExc_StopIteration, res);
+            Py_DECREF(res);
+        }
+        return NULL;
+    }
+
+    static PyObject *ff_qn_iternext(PyObject *self) {
+        PyObject *res;
+        int r = ff_qn_step((ff_qn *)self, Py_None, &res);
+        return ff_qn_finish(r, res);
+    }
+
+    static PyObject *ff_qn_send(PyObject *self, PyObject *value) {
+        PyObject *res;
+        int r = ff_qn_step((ff_qn *)self, value, &res);
+        return ff_qn_finish(r, res);
+    }
+
+    static PyObject *ff_qn_throw(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+        ff_qn *self = (ff_qn *)op;
+        PyObject *inner = self->inner, *method, *res, *typ, *val;
+        if (nargs < 1 || nargs > 3) {
+            PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+            return NULL;
+        }
+        if (inner != NULL) {
+            Py_INCREF(inner);
+            method = PyObject_GetAttrString(inner, "throw");
+            res = method == NULL ? NULL : PyObject_Vectorcall(method, args, (size_t)nargs, NULL);
+            Py_XDECREF(method);
+            Py_DECREF(inner);
+            if (res == NULL) {
+                self->done = 1;
+                Py_CLEAR(self->inner);
+            }
+            return res;
+        }
+        /* Not started (or over): the exception ends it where it stands, as
+           it would a coroutine that has not started; nothing was taken. */
+        self->done = 1;
+        ff_qn_started(self);
+        typ = args[0];
+        val = nargs > 1 ? args[1] : Py_None;
+        if (val == Py_None && PyExceptionClass_Check(typ)) {
+            val = PyObject_CallNoArgs(typ);
+            if (val == NULL) return NULL;
+        } else {
+            if (val == Py_None) val = typ;
+            Py_INCREF(val);
+        }
+        if (!PyExceptionInstance_Check(val)) {
+            Py_DECREF(val);
+            PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+            return NULL;
+        }
+        if (nargs > 2 && args[2] != Py_None) PyException_SetTraceback(val, args[2]);
+        PyErr_SetObject((PyObject *)Py_TYPE(val), val);
+        Py_DECREF(val);
+        return NULL;
+    }
+
+    static PyObject *ff_qn_close(PyObject *op, PyObject *unused) {
+        ff_qn *self = (ff_qn *)op;
+        PyObject *inner = self->inner, *res;
+        self->done = 1;
+        ff_qn_started(self);
+        if (inner == NULL) Py_RETURN_NONE;
+        self->inner = NULL;  /* our reference moves to inner */
+        res = PyObject_CallMethod(inner, "close", NULL);
+        Py_DECREF(inner);
+        return res;
+    }
+
+    static PyObject *ff_qn_await(PyObject *self) {
+        Py_INCREF(self);
+        return self;
+    }
+
+    static int ff_qn_traverse(PyObject *op, visitproc visit, void *arg) {
+        ff_qn *self = (ff_qn *)op;
+        Py_VISIT(Py_TYPE(op));
+        Py_VISIT(self->queue);
+        Py_VISIT(self->then);
+        Py_VISIT(self->arg);
+        Py_VISIT(self->inner);
+        return 0;
+    }
+
+    static int ff_qn_clear(PyObject *op) {
+        ff_qn *self = (ff_qn *)op;
+        ff_qn_started(self);
+        Py_CLEAR(self->inner);
+        return 0;
+    }
+
+    static void ff_qn_dealloc(PyObject *op) {
+        PyTypeObject *tp = Py_TYPE(op);
+        PyObject_GC_UnTrack(op);
+        ff_qn_clear(op);
+        tp->tp_free(op);
+        Py_DECREF(tp);
+    }
+
+    static PyObject *ff_qn_refuse(PyTypeObject *t, PyObject *a, PyObject *k) {
+        PyErr_SetString(PyExc_TypeError, "QueuedNext is made by queued_next(queue, then, arg)");
+        return NULL;
+    }
+
+    static PyMethodDef ff_qn_methods[] = {
+        {"send", (PyCFunction)ff_qn_send, METH_O, NULL},
+        {"throw", (PyCFunction)(void (*)(void))ff_qn_throw, METH_FASTCALL, NULL},
+        {"close", (PyCFunction)ff_qn_close, METH_NOARGS, NULL},
+        {NULL, NULL, 0, NULL}
+    };
+
+    static PyType_Slot ff_qn_slots[] = {
+        {Py_am_await, (void *)ff_qn_await},
+    #if PY_VERSION_HEX >= 0x030A0000
+        {Py_am_send, (void *)ff_qn_am_send},
+    #endif
+        {Py_tp_iter, (void *)ff_qn_await},
+        {Py_tp_iternext, (void *)ff_qn_iternext},
+        {Py_tp_methods, (void *)ff_qn_methods},
+        {Py_tp_traverse, (void *)ff_qn_traverse},
+        {Py_tp_clear, (void *)ff_qn_clear},
+        {Py_tp_dealloc, (void *)ff_qn_dealloc},
+        {Py_tp_new, (void *)ff_qn_refuse},
+        {0, NULL}
+    };
+
+    static PyType_Spec ff_qn_spec = {
+        "fastframe._aio_c.QueuedNext", sizeof(ff_qn), 0,
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, ff_qn_slots
+    };
+
+    static int ff_qn_init(PyObject *popleft) {
+        ff_qn_type = PyType_FromSpec(&ff_qn_spec);
+        if (ff_qn_type == NULL) return -1;
+        Py_INCREF(popleft);
+        ff_qn_popleft = popleft;
+        return 0;
+    }
+
+    static PyObject *ff_qn_get_type(void) {
+        Py_INCREF(ff_qn_type);
+        return ff_qn_type;
+    }
+
+    static PyObject *ff_qn_new(PyObject *queue, PyObject *then, PyObject *arg) {
+        ff_qn *self = PyObject_GC_New(ff_qn, (PyTypeObject *)ff_qn_type);
+        if (self == NULL) return NULL;
+        /* PyObject_GC_New took a reference to the (heap) type for it. */
+        Py_INCREF(queue);
+        Py_INCREF(then);
+        Py_INCREF(arg);
+        self->queue = queue;
+        self->then = then;
+        self->arg = arg;
+        self->inner = NULL;
+        self->done = 0;
+        PyObject_GC_Track((PyObject *)self);
+        return (PyObject *)self;
+    }
+    """
+    object ff_qn_get_type()
+    int ff_qn_init(object popleft) except -1
+    object ff_qn_new(object queue, object then, object arg)
 
 
-@cython.final
-@cython.freelist(16)
-cdef class QueuedNext:
-    """See _aio_c.pyi.  Its own iterator: the await calls ``__next__``
-    (tp_iternext), which ends at once with the queue's head when there is
-    one, else hands every step on to the coroutine ``then(arg)``."""
-    cdef object _queue, _then, _arg, _inner
-    cdef bint _done
-
-    def __init__(self, *args, **kwargs):
-        raise TypeError("QueuedNext is made by queued_next(queue, then, arg)")
-
-    cdef inline void _started(self):
-        # What the first step needs, let go once it has run (or never will).
-        self._queue = self._then = self._arg = None
-
-    def __await__(self):
-        return self
-
-    def __next__(self):
-        return self._step(None)
-
-    def send(self, value):
-        return self._step(value)
-
-    cdef object _step(self, object value):
-        if self._inner is None:
-            if self._done:
-                raise RuntimeError("cannot reuse already awaited __anext__()")
-            if value is not None:
-                raise TypeError("can't send non-None value to a just-started coroutine")
-            if self._queue:
-                item = _popleft(self._queue)
-                self._done = True
-                self._started()
-                raise StopIteration(item)
-            self._inner = self._then(self._arg)
-            self._started()
-        # A reference of our own for the call: code it runs may close() us,
-        # which drops self._inner.
-        inner = self._inner
-        try:
-            return inner.send(value)
-        except BaseException:
-            self._done = True
-            self._inner = None
-            raise
-
-    def throw(self, typ, val=None, tb=None):
-        inner = self._inner
-        if inner is not None:
-            try:
-                return inner.throw(typ) if val is None and tb is None else inner.throw(typ, val, tb)
-            except BaseException:
-                self._done = True
-                self._inner = None
-                raise
-        # Not started (or over): the exception ends it where it stands, as
-        # it would a coroutine that has not started; nothing was taken.
-        self._done = True
-        self._started()
-        if val is None:
-            val = typ() if isinstance(typ, type) else typ
-        if tb is not None:
-            val = val.with_traceback(tb)
-        raise val
-
-    def close(self):
-        inner = self._inner
-        self._done = True
-        self._started()
-        self._inner = None
-        if inner is not None:
-            inner.close()
+ff_qn_init(collections.deque.popleft)
+QueuedNext = ff_qn_get_type()
 
 
 @cython.binding(False)
 def queued_next(queue, then, arg):
-    # __new__ goes straight to tp_new and the freelist, with no argument
-    # tuple for a constructor.
-    cdef QueuedNext n = QueuedNext.__new__(QueuedNext)
-    n._queue = queue
-    n._then = then
-    n._arg = arg
-    return n
+    return ff_qn_new(queue, then, arg)
