@@ -396,6 +396,8 @@ cdef class FrameParser:
     cdef readonly bint expect_mask
     cdef readonly bint allow_rsv1
     cdef uint64_t _max
+    # The limit for text and binary frames without RSV1 (<= _max).
+    cdef uint64_t _max_plain
     cdef int _state
     # Header bytes collected across feeds (at most 14: 2 + 8 + 4).
     cdef uint8_t _hdr[14]
@@ -418,13 +420,20 @@ cdef class FrameParser:
     def __cinit__(self):
         self._payload = NULL
 
-    def __init__(self, *, expect_mask, max_frame_size=1 << 20, allow_rsv1=False):
+    def __init__(self, *, expect_mask, max_frame_size=1 << 20, allow_rsv1=False,
+                 max_uncompressed_frame_size=None):
         if max_frame_size is None:
             self._max = MAX_LEN64
         elif max_frame_size < 0:
             raise ValueError("max_frame_size must be >= 0 or None")
         else:
             self._max = min(max_frame_size, MAX_LEN64)
+        if max_uncompressed_frame_size is None:
+            self._max_plain = self._max
+        elif max_uncompressed_frame_size < 0:
+            raise ValueError("max_uncompressed_frame_size must be >= 0 or None")
+        else:
+            self._max_plain = min(max_uncompressed_frame_size, self._max)
         self.expect_mask = bool(expect_mask)
         self.allow_rsv1 = bool(allow_rsv1)
         self._state = S_HEADER
@@ -438,6 +447,10 @@ cdef class FrameParser:
     @property
     def max_frame_size(self):
         return self._max
+
+    @property
+    def max_uncompressed_frame_size(self):
+        return self._max_plain
 
     @property
     def failed(self):
@@ -491,6 +504,7 @@ cdef class FrameParser:
         cdef uint64_t n = b1 & 0x7F
         cdef Py_ssize_t off = 2
         cdef int i
+        cdef uint64_t cap
         if n == LEN16:
             # RFC 6455 §5.2 asks senders for the minimal encoding but does not
             # make a longer one invalid; like the peers, accept it.
@@ -506,10 +520,13 @@ cdef class FrameParser:
                 raise self._fail(
                     ProtocolError("64-bit payload length has its most significant bit set"),
                     frames)
-        if n > self._max:
-            raise self._fail(
-                PayloadTooBig(f"frame of {n} bytes exceeds max_frame_size {self._max}"),
-                frames)
+        if n > self._max_plain:
+            # RFC 7692 §6.1: a text or binary frame without RSV1 is not
+            # compressed; its payload is message bytes (RFC 6455 §10.4).
+            cap = self._max_plain if (h[0] & 0x4F) == 0x01 or (h[0] & 0x4F) == 0x02 else self._max
+            if n > cap:
+                raise self._fail(
+                    PayloadTooBig(f"frame of {n} bytes exceeds max_frame_size {cap}"), frames)
         self._b0 = h[0]
         self._len = n
         self._masked = (b1 & 0x80) != 0
@@ -663,8 +680,8 @@ cdef class FrameParser:
                 # path; it re-reads the same bytes.
                 self._read_header(h, frames)
                 n = self._len
-            elif n > self._max:
-                self._read_header(h, frames)  # raises PayloadTooBig
+            elif n > self._max_plain:
+                self._read_header(h, frames)  # raises PayloadTooBig if over its limit
             pos += hlen
             avail -= hlen
             if n > <uint64_t>avail:

@@ -300,6 +300,12 @@ class FrameParser:
         max_frame_size: the largest payload accepted, or None for no limit.
             A larger frame is refused from its header alone (1009).
         allow_rsv1: accept RSV1, set when permessage-deflate was negotiated.
+        max_uncompressed_frame_size: a lower limit for text and binary
+            frames without RSV1 (None: ``max_frame_size``).  With
+            permessage-deflate, ``max_frame_size`` leaves room for the
+            overhead of compressed data; a text or binary frame without
+            RSV1 starts an uncompressed message (RFC 7692 §6.1), whose
+            bytes count whole towards the message limit.
     """
 
     def __init__(
@@ -308,13 +314,19 @@ class FrameParser:
         expect_mask: bool,
         max_frame_size: int | None = 1 << 20,
         allow_rsv1: bool = False,
+        max_uncompressed_frame_size: int | None = None,
     ) -> None:
         if max_frame_size is None:
             max_frame_size = _MAX_LEN64
         elif max_frame_size < 0:
             raise ValueError("max_frame_size must be >= 0 or None")
+        if max_uncompressed_frame_size is None:
+            max_uncompressed_frame_size = max_frame_size
+        elif max_uncompressed_frame_size < 0:
+            raise ValueError("max_uncompressed_frame_size must be >= 0 or None")
         self.expect_mask = bool(expect_mask)
         self.max_frame_size = min(int(max_frame_size), _MAX_LEN64)
+        self.max_uncompressed_frame_size = min(int(max_uncompressed_frame_size), self.max_frame_size)
         self.allow_rsv1 = bool(allow_rsv1)
         self._state = _S_HEADER
         # Bytes of a header that has not arrived whole (at most 13).
@@ -429,6 +441,7 @@ class FrameParser:
         ok = _B0_OK_RSV1 if self.allow_rsv1 else _B0_OK
         mask_bit = 0x80 if self.expect_mask else 0
         limit = self.max_frame_size
+        plain_limit = self.max_uncompressed_frame_size
         append = frames.append
         opcodes = _OPCODE_BY_BYTE
         new_frame = Frame.__new__
@@ -462,11 +475,14 @@ class FrameParser:
                         ProtocolError("64-bit payload length has its most significant bit set"),
                         frames,
                     )
-            if length > limit:
-                raise self._fail(
-                    PayloadTooBig(f"frame of {length} bytes exceeds max_frame_size {limit}"),
-                    frames,
-                )
+            if length > plain_limit:
+                # RFC 7692 §6.1: a text or binary frame without RSV1 is not
+                # compressed; its payload is message bytes (RFC 6455 §10.4).
+                cap = plain_limit if (b0 & 0x4F) in (0x01, 0x02) else limit
+                if length > cap:
+                    raise self._fail(
+                        PayloadTooBig(f"frame of {length} bytes exceeds max_frame_size {cap}"), frames
+                    )
             start = pos + hlen
             if end - start < length:
                 self._b0 = b0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import zlib
 from types import ModuleType
 
@@ -320,3 +321,44 @@ def test_client_gets_server_rejection_status() -> None:
     ec, es = pump(c, s)
     assert isinstance(es[0], Rejected) and es[0].status == 403
     assert isinstance(ec[0], Rejected) and ec[0].status == 403
+
+
+def receive(s: Connection, data: bytes, path: str) -> list:
+    """Feed ``data`` through ``receive_data``, or through ``receive_into``
+    with a sink (what the sink got comes first, as Message events)."""
+    if path == "receive_data":
+        return s.receive_data(data)
+    got: list = []
+    events = s.receive_into(data, lambda a, m: got.append(Message(m)), lambda a, e: got.append(e), None)
+    return got + list(events)
+
+
+# RFC 7692 §6.1: only a compressed message has RSV1 on its first frame, so an
+# uncompressed text or binary frame is the message's own bytes and the
+# message limit holds for it as on a connection without deflate.
+@pytest.mark.parametrize("op", [Opcode.TEXT, Opcode.BINARY])
+@pytest.mark.parametrize("fin", [True, False], ids=["whole", "first-fragment"])
+@pytest.mark.parametrize("path", ["receive_data", "receive_into"])
+def test_uncompressed_frame_over_limit_fails_1009_with_deflate(op: int, fin: bool, path: str) -> None:
+    frame = encode_frame(op, b"a" * 1124, fin=fin, mask=KEY)
+    closes = []
+    for s in (server_with_deflate(limit=100), Connection(handshake=False, max_message_size=100)):
+        events = receive(s, frame, path)
+        assert [type(e) for e in events] == [Closed] and events[0].code == 1009
+        assert s.state is State.CLOSED
+        closes.append((events[0].code, events[0].reason))
+    assert closes[0] == closes[1]  # exactly as without deflate
+
+
+@pytest.mark.parametrize("path", ["receive_data", "receive_into"])
+def test_limit_with_deflate_still_admits_compressed_overhead(path: str) -> None:
+    """Incompressible data grows a little when deflated: a compressed frame
+    (or continuation frame) a bit over the limit holds a message within it,
+    and an uncompressed frame at the limit passes."""
+    data = random.Random(7).randbytes(1024)  # deflate cannot shrink these
+    one = compressed_fragments(data, 1)
+    two = compressed_fragments(data, 2)
+    assert len(one) - 8 > 1024  # the compressed payload is over the limit
+    plain = encode_frame(Opcode.BINARY, data, mask=KEY)
+    for stream in (one, two, plain):
+        assert receive(server_with_deflate(limit=1024), stream, path) == [Message(data)]

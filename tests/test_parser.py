@@ -225,6 +225,29 @@ def test_huge_announced_frame_reserves_little(impl: ModuleType) -> None:
     assert peak < 1 << 20
 
 
+def test_uncompressed_frames_have_their_own_limit(impl: ModuleType) -> None:
+    # RFC 7692 §6.1: a text or binary frame without RSV1 starts an
+    # uncompressed message; compressed frames and continuations may be
+    # larger (deflate's overhead), within max_frame_size.
+    kw = {"expect_mask": True, "max_frame_size": 2000, "allow_rsv1": True, "max_uncompressed_frame_size": 100}
+    for op, fin, rsv1 in ((Opcode.TEXT, True, False), (Opcode.BINARY, True, False), (Opcode.BINARY, False, False)):
+        fail_all_ways(impl, impl.encode_frame(op, bytes(101), fin=fin, rsv1=rsv1, mask=KEY)[:8],
+                      PayloadTooBig, **kw)
+        assert len(feed_all_ways(impl, impl.encode_frame(op, bytes(100), fin=fin, mask=KEY), **kw)) == 1
+    with pytest.raises(PayloadTooBig, match=r"exceeds max_frame_size 100$"):
+        impl.FrameParser(**kw).feed(impl.encode_frame(Opcode.BINARY, bytes(101), mask=KEY))
+    for op, rsv1 in ((Opcode.BINARY, True), (Opcode.TEXT, True), (Opcode.CONTINUATION, False)):
+        assert len(feed_all_ways(impl, impl.encode_frame(op, bytes(2000), rsv1=rsv1, mask=KEY), **kw)) == 1
+        with pytest.raises(PayloadTooBig, match=r"exceeds max_frame_size 2000$"):
+            impl.FrameParser(**kw).feed(impl.encode_frame(op, bytes(2001), rsv1=rsv1, mask=KEY))
+    p = impl.FrameParser(expect_mask=True, max_frame_size=50, max_uncompressed_frame_size=100)
+    assert (p.max_frame_size, p.max_uncompressed_frame_size) == (50, 50)
+    p = impl.FrameParser(expect_mask=True, max_frame_size=50)
+    assert p.max_uncompressed_frame_size == 50
+    with pytest.raises(ValueError):
+        impl.FrameParser(expect_mask=True, max_uncompressed_frame_size=-1)
+
+
 def test_no_limit(impl: ModuleType) -> None:
     data = impl.encode_frame(Opcode.BINARY, bytes(3 << 20), mask=KEY)
     with pytest.raises(PayloadTooBig):
