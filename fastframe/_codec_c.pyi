@@ -60,6 +60,10 @@ class FrameParser:
                 exception holds the frames completed before it.
             PayloadTooBig: a frame over ``max_frame_size`` (1009).
             TypeError: ``data`` is not bytes-like.
+
+        After any error but TypeError (a ProtocolError, or one that is not
+        the peer's, as MemoryError) the parser is failed: every later call
+        raises the same error again.
         """
     def feed_messages(
         self,

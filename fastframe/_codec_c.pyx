@@ -461,7 +461,8 @@ cdef class FrameParser:
         self._error = exc
         Py_XDECREF(self._payload)
         self._payload = NULL
-        exc.frames = frames
+        if frames is not None:
+            exc.frames = frames
         return exc
 
     cdef object _header_error(self, uint8_t b0, uint8_t b1):
@@ -597,6 +598,18 @@ cdef class FrameParser:
         return 0
 
     cdef int _parse(self, const uint8_t *data, Py_ssize_t size, list frames) except -1:
+        """_parse_frames; after any error it meets the parser is failed.  A
+        ProtocolError failed it already; anything else (MemoryError, the
+        error hook of feed_messages raising) stopped it mid-read, where the
+        stream's position is lost (and a payload may be gone)."""
+        try:
+            return self._parse_frames(data, size, frames)
+        except BaseException as exc:
+            if self._state != S_FAILED:
+                self._fail(exc, None)
+            raise
+
+    cdef int _parse_frames(self, const uint8_t *data, Py_ssize_t size, list frames) except -1:
         cdef Py_ssize_t pos = 0, avail, hlen, take
         cdef uint8_t b0, b1
         cdef uint64_t n

@@ -338,19 +338,20 @@ class FrameParser:
         self._len = 0
         self._have = 0
         self._chunks: list[bytes] = []
-        self._error: ProtocolError | None = None
+        self._error: BaseException | None = None
 
     @property
     def failed(self) -> bool:
         """True once the parser has raised; every later ``feed`` raises again."""
         return self._state == _S_FAILED
 
-    def _fail(self, exc: ProtocolError, frames: list[Frame]) -> ProtocolError:
+    def _fail(self, exc: Any, frames: list[Frame] | None) -> Any:
         self._state = _S_FAILED
         self._error = exc
         self._hdr = b""
         self._chunks = []
-        exc.frames = frames
+        if frames is not None:
+            exc.frames = frames
         return exc
 
     def _emit(self, payload: bytes, frames: list[Frame]) -> None:
@@ -397,7 +398,14 @@ class FrameParser:
             except ProtocolError as exc:
                 exc.frames = _dispatch(exc.frames, on_message, on_error, arg)
                 raise
-            return _dispatch(frames, on_message, on_error, arg)
+            try:
+                return _dispatch(frames, on_message, on_error, arg)
+            except BaseException as exc:
+                # on_error raised: the compiled parser stops mid-read there,
+                # where the stream's position is lost; failed for good, as it.
+                if self._state != _S_FAILED:
+                    self._fail(exc, None)
+                raise
         finally:
             if view is not None:
                 view.release()
@@ -410,6 +418,10 @@ class FrameParser:
                 holds the frames completed before the error.
             PayloadTooBig: a frame is longer than ``max_frame_size`` (1009).
             TypeError: ``data`` is not bytes-like.
+
+        After any error but TypeError (a ProtocolError, or one that is not
+        the peer's, as MemoryError) the parser is failed: every later call
+        raises the same error again.
         """
         if self._state == _S_FAILED:
             err = self._error
@@ -417,6 +429,16 @@ class FrameParser:
             raise type(err)(*err.args)
         if type(data) is not bytes:
             data = _to_bytes(data)
+        try:
+            return self._parse(data)
+        except BaseException as exc:
+            # A ProtocolError failed the parser already; anything else
+            # (MemoryError) stopped it where the stream's position is lost.
+            if self._state != _S_FAILED:
+                self._fail(exc, None)
+            raise
+
+    def _parse(self, data: bytes) -> list[Frame]:
         frames: list[Frame] = []
         if self._state == _S_PAYLOAD:
             need = self._len - self._have
@@ -451,7 +473,7 @@ class FrameParser:
             # One table lookup for the §5.2/§5.5 rules on the first byte, as
             # the compiled core does; the slow path names the error.
             if not ok[b0] or (b1 & 0x80) != mask_bit or (b0 & 0x08 and b1 & 0x7F > _MAX_CONTROL):
-                raise self._fail(self._check_header(b0, b1), frames)  # type: ignore[arg-type]
+                raise self._fail(self._check_header(b0, b1), frames)
             length = b1 & 0x7F
             if length < _LEN16:
                 hlen = 2
