@@ -79,9 +79,11 @@ DEF S_HEADER = 0
 DEF S_PAYLOAD = 1
 DEF S_FAILED = 2
 
-# A payload that does not arrive whole is grown as it comes, starting here,
-# so that a header announcing a huge frame reserves nothing up front.
-DEF PREALLOC = 65536
+# A payload that does not arrive whole is allocated when its first bytes
+# come, for those (at least PAYLOAD_MIN, at most the announced length), and
+# grown geometrically as more come: what a partial frame holds follows what
+# arrived, whatever length its header announces.
+DEF PAYLOAD_MIN = 256
 
 # Opcode members by value (None for reserved values), so that a parsed frame
 # carries the enum member at the cost of a tuple lookup.
@@ -535,32 +537,39 @@ cdef class FrameParser:
             memcpy(self._key, h + off, 4)
         return 0
 
-    cdef int _start_payload(self, Py_ssize_t avail) except -1:
-        """Allocate the payload of a frame that does not arrive whole."""
-        cdef Py_ssize_t cap = <Py_ssize_t>self._len
-        if cap > PREALLOC and cap > avail:
-            cap = PREALLOC if avail < PREALLOC else avail
-        self._payload = PyBytes_FromStringAndSize_raw(NULL, cap)
-        self._cap = cap
+    cdef inline void _start_payload(self) noexcept:
+        """Collect the payload of a frame that does not arrive whole; nothing
+        is allocated before its bytes come (_append_payload)."""
+        self._cap = 0
         self._fill = 0
         self._state = S_PAYLOAD
-        return 0
 
     cdef int _append_payload(self, const uint8_t *src, Py_ssize_t n) except -1:
         """Copy (and unmask) n more payload bytes into the pending payload."""
         cdef uint8_t key[4]
-        cdef Py_ssize_t need = <Py_ssize_t>self._fill + n
-        cdef Py_ssize_t cap
-        if need > self._cap:
-            # Grow geometrically up to the announced length, so memory follows
-            # the bytes that actually arrived.
-            cap = self._cap * 2
+        cdef uint64_t need = self._fill + <uint64_t>n
+        cdef uint64_t cap
+        if n == 0:
+            return 0
+        if need > <uint64_t>self._cap:
+            # Room for what has arrived, at least twice the room before (so
+            # copying stays linear), never past the announced length: the
+            # rest of a payload arriving in one read is allocated once, at
+            # its size.
+            cap = <uint64_t>self._cap * 2
             if cap < need:
                 cap = need
-            if <uint64_t>cap > self._len:
-                cap = <Py_ssize_t>self._len
-            _PyBytes_Resize(&self._payload, cap)
-            self._cap = cap
+            if cap < PAYLOAD_MIN:
+                cap = PAYLOAD_MIN
+            if cap > self._len:
+                cap = self._len
+            if self._payload == NULL:
+                self._payload = PyBytes_FromStringAndSize_raw(NULL, <Py_ssize_t>cap)
+            else:
+                # On failure this frees the payload and leaves NULL; the
+                # parser is then failed (_parse).
+                _PyBytes_Resize(&self._payload, <Py_ssize_t>cap)
+            self._cap = <Py_ssize_t>cap
         cdef uint8_t *dst = <uint8_t *>PyBytes_AS_STRING(<object>self._payload) + self._fill
         if self._masked:
             ff_rotate_key(key, self._key, <size_t>self._fill)
@@ -627,10 +636,14 @@ cdef class FrameParser:
                 pos += take
                 if self._fill < self._len:
                     return 0
-                # Complete: hand the (now exactly sized) bytes to a Frame.
-                payload_obj = <object>self._payload
-                Py_DECREF(payload_obj)  # drop the reference held in _payload
-                self._payload = NULL
+                # Complete: hand the (now exactly sized) bytes to a Frame;
+                # an empty payload never allocated any.
+                if self._payload == NULL:
+                    payload_obj = b""
+                else:
+                    payload_obj = <object>self._payload
+                    Py_DECREF(payload_obj)  # drop the reference held in _payload
+                    self._payload = NULL
                 self._state = S_HEADER
                 self._emit(self._b0, <bytes>payload_obj, frames)
                 continue
@@ -667,7 +680,7 @@ cdef class FrameParser:
                     return 0
                 self._hdr_len = 0
                 self._read_header(self._hdr, frames)
-                self._start_payload(size - pos)
+                self._start_payload()
                 continue
             # Fast path: the header starts in this buffer.  This is
             # _read_header inlined, since it runs once per frame.
@@ -704,7 +717,7 @@ cdef class FrameParser:
                     self._masked = (b1 & 0x80) != 0
                     if self._masked:
                         memcpy(self._key, h + hlen - 4, 4)
-                self._start_payload(avail)
+                self._start_payload()
                 continue
             # The whole payload is here: one pass copies and unmasks it into
             # a fresh bytes object.

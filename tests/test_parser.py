@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+import tracemalloc
 from types import ModuleType
 from typing import Any
 
@@ -389,6 +390,49 @@ def test_parser_stays_failed_after_memory_error(impl: ModuleType) -> None:
     out = subprocess.run([sys.executable, "-c", _OOM_SCRIPT, impl.__name__],
                          capture_output=True, text=True, timeout=120)
     assert (out.returncode, out.stdout) == (0, "ok\n"), out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("length", [60000, 1 << 30])
+def test_partial_frame_holds_about_what_arrived(impl: ModuleType, length: int) -> None:
+    """An idle connection with the start of a large frame holds about the
+    bytes that came, not the announced length; as more comes, at most
+    twice what came (geometric growth)."""
+    header = (b"\x82\xfe" + struct.pack("!H", length) if length < 1 << 16
+              else b"\x82\xff" + struct.pack("!Q", length)) + KEY
+    p = impl.FrameParser(expect_mask=True, max_frame_size=None)
+    first = header + b"x" * 15
+    pieces = [b"y" * 1000 for _ in range(10)]
+    tracemalloc.start()
+    try:
+        assert p.feed(first) == []
+        assert tracemalloc.get_traced_memory()[0] < 1024
+        arrived = 15
+        for piece in pieces:
+            assert p.feed(piece) == []
+            arrived += len(piece)
+            assert tracemalloc.get_traced_memory()[0] < 2 * arrived + 1024
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("head", [0, 15])
+def test_rest_of_a_frame_in_one_read_is_one_allocation(impl: ModuleType, head: int) -> None:
+    """The payload's remaining bytes all in one read: no reservation made
+    before is copied around, the payload is built once (at its size)."""
+    length = 1 << 20
+    data = impl.encode_frame(Opcode.BINARY, bytes(range(256)) * (length // 256))
+    cut = 10 + head
+    p = impl.FrameParser(expect_mask=False, max_frame_size=None)
+    first, rest = data[:cut], data[cut:]
+    tracemalloc.start()
+    try:
+        assert p.feed(first) == []
+        (frame,) = p.feed(rest)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert frame.payload == data[10:]
+    assert peak < length + 4096
 
 
 def test_feed_accepts_bytes_like(impl: ModuleType) -> None:
