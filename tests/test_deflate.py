@@ -6,6 +6,7 @@ import itertools
 import random
 import zlib
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -362,3 +363,53 @@ def test_limit_with_deflate_still_admits_compressed_overhead(path: str) -> None:
     plain = encode_frame(Opcode.BINARY, data, mask=KEY)
     for stream in (one, two, plain):
         assert receive(server_with_deflate(limit=1024), stream, path) == [Message(data)]
+
+
+def deflate_finished(data: bytes) -> bytes:
+    """``data`` as a whole DEFLATE stream: its last block has BFINAL set."""
+    z = zlib.compressobj(wbits=-15)
+    return z.compress(data) + z.flush(zlib.Z_FINISH)
+
+
+def deflate_synced(z: Any, data: bytes) -> bytes:
+    """``data`` through ``z``, sync-flushed and the tail stripped (§7.2.1)."""
+    out = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+# RFC 7692 §7.2.3.4: a sender may end a message's data with a DEFLATE block
+# that has BFINAL set, which ends its DEFLATE stream; the messages after it
+# start a new stream, and context takeover goes on within that one.
+@pytest.mark.parametrize("first", [
+    deflate_finished(b"Hello"),
+    bytes.fromhex("f348cdc9c90700") + b"\x00",  # the RFC's example: BFINAL block, then an empty block's header
+    deflate_finished(b"Hel") + deflate_finished(b"lo"),  # two whole streams in one message
+], ids=["finished", "rfc-example", "two-streams"])
+@pytest.mark.parametrize("split", [None, 3, -1], ids=["one-frame", "two-frames", "empty-last-frame"])
+def test_messages_after_a_bfinal_block_are_inflated(first: bytes, split: int | None) -> None:
+    s = server_with_deflate()
+    if split is None:
+        stream = encode_frame(Opcode.TEXT, first, rsv1=True, mask=KEY)
+    else:
+        cut = len(first) if split == -1 else split
+        stream = (encode_frame(Opcode.TEXT, first[:cut], fin=False, rsv1=True, mask=KEY)
+                  + encode_frame(Opcode.CONTINUATION, first[cut:], mask=KEY))
+    z = zlib.compressobj(wbits=-15)
+    later = [b"World, hello World", b"World, hello World!", b"hello World"]  # back-references
+    for text in later:
+        stream += encode_frame(Opcode.TEXT, deflate_synced(z, text), rsv1=True, mask=KEY)
+    assert s.receive_data(stream) == [Message("Hello")] + [Message(t.decode()) for t in later]
+    assert s.state is State.OPEN
+    # And after them, a finished stream again, then a message on a new one.
+    stream = encode_frame(Opcode.BINARY, deflate_finished(b"x" * 100), rsv1=True, mask=KEY)
+    stream += encode_frame(Opcode.BINARY, deflate_synced(zlib.compressobj(wbits=-15), b"y" * 50), rsv1=True, mask=KEY)
+    assert s.receive_data(stream) == [Message(b"x" * 100), Message(b"y" * 50)]
+
+
+def test_bfinal_streams_stay_within_the_budget() -> None:
+    # Two streams in one message: the second counts towards the same budget.
+    s = server_with_deflate(limit=150)
+    payload = deflate_finished(b"a" * 100) + deflate_finished(b"b" * 100)
+    (ev,) = s.receive_data(encode_frame(Opcode.BINARY, payload, rsv1=True, mask=KEY))
+    assert isinstance(ev, Closed) and ev.code == 1009
