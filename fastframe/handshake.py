@@ -281,12 +281,19 @@ def check_request(request: Request) -> str:
     """Validate a WebSocket upgrade request (RFC 6455 §4.2.1); return its key.
 
     Raises:
-        HandshakeError: 400 naming what is wrong, 405 for a method other than
-            GET, or 426 with ``Sec-WebSocket-Version: 13`` for another version.
+        HandshakeError: 400 naming what is wrong (a body announced by
+            Transfer-Encoding or Content-Length among it), 405 for a method
+            other than GET, or 426 with ``Sec-WebSocket-Version: 13`` for
+            another version.
     """
     h = request.headers
     if request.method != "GET":
         raise HandshakeError(405, f"method {request.method} not allowed; use GET", [("Allow", "GET")])
+    # RFC 6455 §4.1: the handshake is a GET, whose content has no meaning
+    # (RFC 9110 §9.3.1); after the 101 a body would be read as frames.  So
+    # any framing that announces one (RFC 9112 §6.1-§6.3) is refused.
+    if h.get_all("Transfer-Encoding") or any(not v or v.strip("0") for v in h.get_all("Content-Length")):
+        raise HandshakeError(400, "an upgrade request must not have a body (Transfer-Encoding or Content-Length)")
     if len(h.get_all("Host")) != 1:
         raise HandshakeError(400, "missing or repeated Host header")
     if "websocket" not in parse_header_tokens(h.get_all("Upgrade")):

@@ -87,6 +87,11 @@ def test_server_parses_rfc_request() -> None:
     assert check_request(request) == KEY
 
 
+def test_server_accepts_an_empty_body() -> None:
+    request, _ = parse_all_ways(GOOD.replace(b"Origin:", b"Content-Length: 0\r\nOrigin:"))
+    assert check_request(request) == KEY
+
+
 def test_server_accepts_token_lists_case_insensitively() -> None:
     data = GOOD.replace(b"Upgrade: websocket", b"Upgrade: WebSocket").replace(
         b"Connection: keep-alive, Upgrade", b"connection: UPGRADE"
@@ -108,6 +113,12 @@ def test_server_accepts_token_lists_case_insensitively() -> None:
         (b"dGhlIHNhbXBsZSBub25jZQ==", b"not base64!!", 400, "16 bytes"),
         (b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8", 426, "13"),
         (b"Sec-WebSocket-Version: 13\r\n", b"", 400, "Version"),
+        # RFC 6455 §4.1 / RFC 9110 §9.3.1: a GET upgrade with a body is refused.
+        (b"Origin:", b"Transfer-Encoding: chunked\r\nOrigin:", 400, "body"),
+        (b"Origin:", b"Transfer-Encoding: gzip, chunked\r\nOrigin:", 400, "body"),
+        (b"Origin:", b"Content-Length: 5\r\nOrigin:", 400, "body"),
+        (b"Origin:", b"Content-Length: 0\r\nContent-Length: 5\r\nOrigin:", 400, "body"),
+        (b"Origin:", b"Content-Length: +0\r\nOrigin:", 400, "body"),
     ],
 )
 def test_server_rejects_bad_request(old: bytes, new: bytes, status: int, words: str) -> None:

@@ -87,6 +87,18 @@ def test_server_rejects_bad_version_with_426() -> None:
     assert c.receive_data(frame(Opcode.TEXT, b"x")) == []
 
 
+@pytest.mark.parametrize("header, body", [
+    (("Transfer-Encoding", "chunked"), b"7\r\n" + frame(Opcode.TEXT, b"x") + b"\r\n0\r\n\r\n"),
+    (("Content-Length", "7"), frame(Opcode.TEXT, b"x")),
+], ids=["chunked", "content-length"])
+def test_server_refuses_an_upgrade_with_a_body(header: tuple[str, str], body: bytes) -> None:
+    """RFC 6455 §4.1: the upgrade is a GET; its body would be read as frames."""
+    c = Connection()
+    (ev,) = c.receive_data(build_request("h", "/", WS_KEY, extra_headers=[header]) + body)
+    assert isinstance(ev, Rejected) and ev.status == 400
+    assert sent(c).startswith(b"HTTP/1.1 400 ") and c.state is State.CLOSED
+
+
 def test_server_origin_check() -> None:
     c = Connection(origins=["https://good.example"])
     data = build_request("h", "/", WS_KEY, origin="https://evil.example")
