@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Awaitable
 from typing import Any
 
@@ -120,6 +121,30 @@ def test_request_path_headers_subprotocol_and_ids() -> None:
 
     run(go())
     assert seen[0][:3] == ("/room/1", "yes", "v1") and seen[0][4] == "127.0.0.1"
+
+
+def test_non_ascii_url_reaches_the_server_percent_encoded_as_with_websockets() -> None:
+    """fastframe's client to fastframe's server and to websockets' server:
+    both see the same ASCII request target, which decodes to the URL's."""
+    ws_server = pytest.importorskip("websockets.asyncio.server")
+    seen: list[str] = []
+
+    async def handler(ws: Any) -> None:
+        await ws.send(ws.path)
+
+    async def websockets_handler(ws: Any) -> None:
+        await ws.send(ws.request.path)
+
+    async def go() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server, \
+                ws_server.serve(websockets_handler, "127.0.0.1", 0) as other:
+            for port in (server.port, other.sockets[0].getsockname()[1]):
+                async with connect(f"ws://127.0.0.1:{port}/café/ü?q=€&r=a b") as ws:
+                    seen.append(await ws.recv())
+
+    run(go())
+    assert seen == ["/caf%C3%A9/%C3%BC?q=%E2%82%AC&r=a%20b"] * 2
+    assert urllib.parse.unquote(seen[0]) == "/café/ü?q=€&r=a b"
 
 
 def test_send_queues_at_the_call_and_is_awaitable_any_way() -> None:
