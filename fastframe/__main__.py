@@ -1,6 +1,7 @@
 """Command line.
 
     python -m fastframe serve [--host 127.0.0.1] [--port 8080] [--mode chat|echo]
+                              [--allow-origin ORIGIN]... [--any-origin]
     python -m fastframe client ws://127.0.0.1:8080/ws
     python -m fastframe bench [--full] [--plot FILE.png]
 """
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
+import re
 import signal
 import sys
+import urllib.parse
 from collections.abc import Coroutine
 from typing import Any
 
@@ -49,6 +53,28 @@ def _chat_page() -> bytes:
         return f.read()
 
 
+def _same_origin(origin: str, host: str) -> bool:
+    """True when ``origin`` (RFC 6454 §7) names the site at ``host`` (the
+    Host header, RFC 9110 §7.2): same host name and port, default ports
+    filled in from the origin's scheme."""
+    try:
+        o = urllib.parse.urlsplit(origin)
+        h = urllib.parse.urlsplit("//" + host)
+        default = {"http": 80, "https": 443}.get(o.scheme)
+        return (o.scheme in ("http", "https") and o.hostname is not None and not o.path
+                and (o.hostname, o.port or default) == (h.hostname, h.port or default))
+    except ValueError:
+        return False
+
+
+def _origin_allowed(origin: str | None, host: str | None, allowed: list[str], any_origin: bool) -> bool:
+    """The chat's check against cross-site WebSocket hijacking (RFC 6455
+    §10.2): a browser sends the page's Origin; one from another site than
+    the server's own (or one given with --allow-origin) is refused.  Clients
+    that are not browsers send none, and are let in."""
+    return any_origin or origin is None or origin in allowed or (host is not None and _same_origin(origin, host))
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from . import IMPLEMENTATION
     from .deflate import DeflateConfig
@@ -62,26 +88,31 @@ async def _serve(args: argparse.Namespace) -> int:
             await ws.send(message)
 
     async def chat(ws: Any) -> None:
-        # Text goes to everyone, prefixed with the sender's short id (as in
-        # the classic Socket.IO chat); binary is echoed to the sender only.
+        # Text goes to everyone as JSON, the sender's short id apart from
+        # what they wrote (so that no text can pass for another user's line):
+        # {"user": "user3", "text": "..."}, and {"user": ..., "event":
+        # "joined"} or "left"; binary is echoed to the sender only.
         name = f"user{ws.id}"
         server = server_ref[0]
-        broadcast(server.connections, f"* {name} joined")
+        broadcast(server.connections, json.dumps({"user": name, "event": "joined"}))
         try:
             async for message in ws:
                 if isinstance(message, str):
-                    broadcast(server.connections, f"{name}: {message}")
+                    broadcast(server.connections, json.dumps({"user": name, "text": message}, ensure_ascii=False))
                 else:
                     await ws.send(message)
         finally:
-            broadcast([c for c in server.connections if c is not ws], f"* {name} left")
+            broadcast([c for c in server.connections if c is not ws], json.dumps({"user": name, "event": "left"}))
 
     def process_request(request: Any) -> tuple[int, list[tuple[str, str]], bytes] | None:
         if args.mode != "chat":
             return None
         path = request.path.split("?", 1)[0]
         if path == "/ws":
-            return None
+            if _origin_allowed(request.headers.get("Origin"), request.headers.get("Host"),
+                               args.allow_origin, args.any_origin):
+                return None
+            return (403, [], b"Origin not allowed; see --allow-origin and --any-origin\n")
         if path in ("/", "/index.html") and request.method == "GET":
             return (200, [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-cache")], page)
         return (404, [], b"not found; the chat page is at / and its WebSocket at /ws\n")
@@ -116,6 +147,35 @@ async def _serve(args: argparse.Namespace) -> int:
 
 # -- client ----------------------------------------------------------------------------
 
+# C0 and C1 controls but newline and tab: a carriage return or an escape
+# sequence would let a chat message redraw the terminal's other lines.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _chat_line(message: str) -> str:
+    """A message of the chat (``serve --mode chat``) as the terminal shows
+    it: ``user3: text``, with the text's further lines indented under it,
+    or ``* user3 joined``; any other message as it is."""
+    if not message.startswith("{"):
+        return message
+    try:
+        m = json.loads(message)
+    except ValueError:
+        return message
+    if not isinstance(m, dict) or not isinstance(m.get("user"), str):
+        return message
+    user = _visible(m["user"])
+    if isinstance(m.get("text"), str):
+        head = f"{user}: "
+        return head + _visible(m["text"]).replace("\n", "\n" + " " * len(head))
+    if isinstance(m.get("event"), str):
+        return f"* {user} {_visible(m['event'])}"
+    return message
+
 
 async def _client(args: argparse.Namespace) -> int:
     from .client import connect
@@ -136,6 +196,8 @@ async def _client(args: argparse.Namespace) -> int:
             last[0] = loop.time()
             if isinstance(message, bytes):
                 message = message.decode("utf-8", "replace")
+            else:
+                message = _chat_line(message)
             sys.stdout.write(message + "\n")
             sys.stdout.flush()
 
@@ -181,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--max-connections", type=int, default=None)
     s.add_argument("--ping-interval", type=float, default=20.0, help="seconds; 0 disables keepalive")
     s.add_argument("--no-compression", action="store_true", help="refuse permessage-deflate")
+    s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="chat: also accept WebSocket connections from pages at ORIGIN (for example "
+                        "https://example.com; repeatable); by default only the server's own origin "
+                        "(that of its Host header) and clients that send no Origin are accepted")
+    s.add_argument("--any-origin", action="store_true",
+                   help="chat: accept WebSocket connections from pages of any site")
     s.add_argument("--log-level", default="INFO")
     c = sub.add_parser("client", help="terminal client: stdin lines out, messages in")
     c.add_argument("url")

@@ -35,14 +35,19 @@ class FrameParser:
         max_frame_size: the largest payload accepted, None for no limit; a
             larger frame is refused from its header alone (1009).
         allow_rsv1: accept RSV1 (permessage-deflate negotiated).
+        max_uncompressed_frame_size: a lower limit for text and binary
+            frames without RSV1, the start of an uncompressed message
+            (RFC 7692 §6.1); None: ``max_frame_size``.
     """
 
     expect_mask: bool
     allow_rsv1: bool
     max_frame_size: int
+    max_uncompressed_frame_size: int
     failed: bool
     def __init__(
-        self, *, expect_mask: bool, max_frame_size: int | None = ..., allow_rsv1: bool = ...
+        self, *, expect_mask: bool, max_frame_size: int | None = ..., allow_rsv1: bool = ...,
+        max_uncompressed_frame_size: int | None = ...,
     ) -> None: ...
     def feed(self, data: BytesLike) -> list[Frame]:
         """Consume ``data``; return the frames it completes, in order.
@@ -52,6 +57,10 @@ class FrameParser:
                 exception holds the frames completed before it.
             PayloadTooBig: a frame over ``max_frame_size`` (1009).
             TypeError: ``data`` is not bytes-like.
+
+        After any error but TypeError (a ProtocolError, or one that is not
+        the peer's, as MemoryError) the parser is failed: every later call
+        raises the same error again.
         """
     def feed_messages(
         self,

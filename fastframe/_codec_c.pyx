@@ -73,9 +73,11 @@ cdef enum:
     S_HEADER = 0
     S_PAYLOAD = 1
     S_FAILED = 2
-    # A payload that does not arrive whole is grown as it comes, starting
-    # here, so that a header announcing a huge frame reserves nothing up front.
-    PREALLOC = 65536
+    # A payload that does not arrive whole is allocated when its first bytes
+    # come, for those (at least PAYLOAD_MIN, at most the announced length),
+    # and grown geometrically as more come: what a partial frame holds
+    # follows what arrived, whatever length its header announces.
+    PAYLOAD_MIN = 256
     # Mask keys: bytes of os.urandom drawn at a time (see _next_key).
     POOL_SIZE = 4096
 
@@ -399,6 +401,8 @@ cdef class FrameParser:
     cdef readonly bint expect_mask
     cdef readonly bint allow_rsv1
     cdef uint64_t _max
+    # The limit for text and binary frames without RSV1 (<= _max).
+    cdef uint64_t _max_plain
     cdef int _state
     # Header bytes collected across feeds (at most 14: 2 + 8 + 4).
     cdef uint8_t _hdr[14]
@@ -421,13 +425,20 @@ cdef class FrameParser:
     def __cinit__(self):
         self._payload = NULL
 
-    def __init__(self, *, expect_mask, max_frame_size=1 << 20, allow_rsv1=False):
+    def __init__(self, *, expect_mask, max_frame_size=1 << 20, allow_rsv1=False,
+                 max_uncompressed_frame_size=None):
         if max_frame_size is None:
             self._max = MAX_LEN64
         elif max_frame_size < 0:
             raise ValueError("max_frame_size must be >= 0 or None")
         else:
             self._max = min(max_frame_size, MAX_LEN64)
+        if max_uncompressed_frame_size is None:
+            self._max_plain = self._max
+        elif max_uncompressed_frame_size < 0:
+            raise ValueError("max_uncompressed_frame_size must be >= 0 or None")
+        else:
+            self._max_plain = min(max_uncompressed_frame_size, self._max)
         self.expect_mask = bool(expect_mask)
         self.allow_rsv1 = bool(allow_rsv1)
         self._state = S_HEADER
@@ -443,6 +454,10 @@ cdef class FrameParser:
         return self._max
 
     @property
+    def max_uncompressed_frame_size(self):
+        return self._max_plain
+
+    @property
     def failed(self):
         return self._state == S_FAILED
 
@@ -451,7 +466,8 @@ cdef class FrameParser:
         self._error = exc
         Py_XDECREF(self._payload)
         self._payload = NULL
-        exc.frames = frames
+        if frames is not None:
+            exc.frames = frames
         return exc
 
     cdef object _header_error(self, uint8_t b0, uint8_t b1):
@@ -494,6 +510,7 @@ cdef class FrameParser:
         cdef uint64_t n = b1 & 0x7F
         cdef Py_ssize_t off = 2
         cdef int i
+        cdef uint64_t cap
         if n == LEN16:
             # RFC 6455 §5.2 asks senders for the minimal encoding but does not
             # make a longer one invalid; like the peers, accept it.
@@ -509,10 +526,13 @@ cdef class FrameParser:
                 raise self._fail(
                     ProtocolError("64-bit payload length has its most significant bit set"),
                     frames)
-        if n > self._max:
-            raise self._fail(
-                PayloadTooBig(f"frame of {n} bytes exceeds max_frame_size {self._max}"),
-                frames)
+        if n > self._max_plain:
+            # RFC 7692 §6.1: a text or binary frame without RSV1 is not
+            # compressed; its payload is message bytes (RFC 6455 §10.4).
+            cap = self._max_plain if (h[0] & 0x4F) == 0x01 or (h[0] & 0x4F) == 0x02 else self._max
+            if n > cap:
+                raise self._fail(
+                    PayloadTooBig(f"frame of {n} bytes exceeds max_frame_size {cap}"), frames)
         self._b0 = h[0]
         self._len = n
         self._masked = (b1 & 0x80) != 0
@@ -520,32 +540,39 @@ cdef class FrameParser:
             memcpy(self._key, h + off, 4)
         return 0
 
-    cdef int _start_payload(self, Py_ssize_t avail) except -1:
-        """Allocate the payload of a frame that does not arrive whole."""
-        cdef Py_ssize_t cap = <Py_ssize_t>self._len
-        if cap > PREALLOC and cap > avail:
-            cap = PREALLOC if avail < PREALLOC else avail
-        self._payload = PyBytes_FromStringAndSize_raw(NULL, cap)
-        self._cap = cap
+    cdef inline void _start_payload(self) noexcept:
+        """Collect the payload of a frame that does not arrive whole; nothing
+        is allocated before its bytes come (_append_payload)."""
+        self._cap = 0
         self._fill = 0
         self._state = S_PAYLOAD
-        return 0
 
     cdef int _append_payload(self, const uint8_t *src, Py_ssize_t n) except -1:
         """Copy (and unmask) n more payload bytes into the pending payload."""
         cdef uint8_t key[4]
-        cdef Py_ssize_t need = <Py_ssize_t>self._fill + n
-        cdef Py_ssize_t cap
-        if need > self._cap:
-            # Grow geometrically up to the announced length, so memory follows
-            # the bytes that actually arrived.
-            cap = self._cap * 2
+        cdef uint64_t need = self._fill + <uint64_t>n
+        cdef uint64_t cap
+        if n == 0:
+            return 0
+        if need > <uint64_t>self._cap:
+            # Room for what has arrived, at least twice the room before (so
+            # copying stays linear), never past the announced length: the
+            # rest of a payload arriving in one read is allocated once, at
+            # its size.
+            cap = <uint64_t>self._cap * 2
             if cap < need:
                 cap = need
-            if <uint64_t>cap > self._len:
-                cap = <Py_ssize_t>self._len
-            _PyBytes_Resize(&self._payload, cap)
-            self._cap = cap
+            if cap < PAYLOAD_MIN:
+                cap = PAYLOAD_MIN
+            if cap > self._len:
+                cap = self._len
+            if self._payload == NULL:
+                self._payload = PyBytes_FromStringAndSize_raw(NULL, <Py_ssize_t>cap)
+            else:
+                # On failure this frees the payload and leaves NULL; the
+                # parser is then failed (_parse).
+                _PyBytes_Resize(&self._payload, <Py_ssize_t>cap)
+            self._cap = <Py_ssize_t>cap
         cdef uint8_t *dst = <uint8_t *>PyBytes_AS_STRING(<object>self._payload) + self._fill
         if self._masked:
             ff_rotate_key(key, self._key, <size_t>self._fill)
@@ -583,6 +610,18 @@ cdef class FrameParser:
         return 0
 
     cdef int _parse(self, const uint8_t *data, Py_ssize_t size, list frames) except -1:
+        """_parse_frames; after any error it meets the parser is failed.  A
+        ProtocolError failed it already; anything else (MemoryError, the
+        error hook of feed_messages raising) stopped it mid-read, where the
+        stream's position is lost (and a payload may be gone)."""
+        try:
+            return self._parse_frames(data, size, frames)
+        except BaseException as exc:
+            if self._state != S_FAILED:
+                self._fail(exc, None)
+            raise
+
+    cdef int _parse_frames(self, const uint8_t *data, Py_ssize_t size, list frames) except -1:
         cdef Py_ssize_t pos = 0, avail, hlen, take
         cdef uint8_t b0, b1
         cdef uint64_t n
@@ -600,10 +639,14 @@ cdef class FrameParser:
                 pos += take
                 if self._fill < self._len:
                     return 0
-                # Complete: hand the (now exactly sized) bytes to a Frame.
-                payload_obj = <object>self._payload
-                Py_DECREF(payload_obj)  # drop the reference held in _payload
-                self._payload = NULL
+                # Complete: hand the (now exactly sized) bytes to a Frame;
+                # an empty payload never allocated any.
+                if self._payload == NULL:
+                    payload_obj = b""
+                else:
+                    payload_obj = <object>self._payload
+                    Py_DECREF(payload_obj)  # drop the reference held in _payload
+                    self._payload = NULL
                 self._state = S_HEADER
                 self._emit(self._b0, <bytes>payload_obj, frames)
                 continue
@@ -640,7 +683,7 @@ cdef class FrameParser:
                     return 0
                 self._hdr_len = 0
                 self._read_header(self._hdr, frames)
-                self._start_payload(size - pos)
+                self._start_payload()
                 continue
             # Fast path: the header starts in this buffer.  This is
             # _read_header inlined, since it runs once per frame.
@@ -666,8 +709,8 @@ cdef class FrameParser:
                 # path; it re-reads the same bytes.
                 self._read_header(h, frames)
                 n = self._len
-            elif n > self._max:
-                self._read_header(h, frames)  # raises PayloadTooBig
+            elif n > self._max_plain:
+                self._read_header(h, frames)  # raises PayloadTooBig if over its limit
             pos += hlen
             avail -= hlen
             if n > <uint64_t>avail:
@@ -677,7 +720,7 @@ cdef class FrameParser:
                     self._masked = (b1 & 0x80) != 0
                     if self._masked:
                         memcpy(self._key, h + hlen - 4, 4)
-                self._start_payload(avail)
+                self._start_payload()
                 continue
             # The whole payload is here: one pass copies and unmasks it into
             # a fresh bytes object.

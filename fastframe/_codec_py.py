@@ -295,6 +295,12 @@ class FrameParser:
         max_frame_size: the largest payload accepted, or None for no limit.
             A larger frame is refused from its header alone (1009).
         allow_rsv1: accept RSV1, set when permessage-deflate was negotiated.
+        max_uncompressed_frame_size: a lower limit for text and binary
+            frames without RSV1 (None: ``max_frame_size``).  With
+            permessage-deflate, ``max_frame_size`` leaves room for the
+            overhead of compressed data; a text or binary frame without
+            RSV1 starts an uncompressed message (RFC 7692 §6.1), whose
+            bytes count whole towards the message limit.
     """
 
     def __init__(
@@ -303,13 +309,19 @@ class FrameParser:
         expect_mask: bool,
         max_frame_size: int | None = 1 << 20,
         allow_rsv1: bool = False,
+        max_uncompressed_frame_size: int | None = None,
     ) -> None:
         if max_frame_size is None:
             max_frame_size = _MAX_LEN64
         elif max_frame_size < 0:
             raise ValueError("max_frame_size must be >= 0 or None")
+        if max_uncompressed_frame_size is None:
+            max_uncompressed_frame_size = max_frame_size
+        elif max_uncompressed_frame_size < 0:
+            raise ValueError("max_uncompressed_frame_size must be >= 0 or None")
         self.expect_mask = bool(expect_mask)
         self.max_frame_size = min(int(max_frame_size), _MAX_LEN64)
+        self.max_uncompressed_frame_size = min(int(max_uncompressed_frame_size), self.max_frame_size)
         self.allow_rsv1 = bool(allow_rsv1)
         self._state = _S_HEADER
         # Bytes of a header that has not arrived whole (at most 13).
@@ -321,19 +333,20 @@ class FrameParser:
         self._len = 0
         self._have = 0
         self._chunks: list[bytes] = []
-        self._error: ProtocolError | None = None
+        self._error: BaseException | None = None
 
     @property
     def failed(self) -> bool:
         """True once the parser has raised; every later ``feed`` raises again."""
         return self._state == _S_FAILED
 
-    def _fail(self, exc: ProtocolError, frames: list[Frame]) -> ProtocolError:
+    def _fail(self, exc: Any, frames: list[Frame] | None) -> Any:
         self._state = _S_FAILED
         self._error = exc
         self._hdr = b""
         self._chunks = []
-        exc.frames = frames
+        if frames is not None:
+            exc.frames = frames
         return exc
 
     def _emit(self, payload: bytes, frames: list[Frame]) -> None:
@@ -380,7 +393,14 @@ class FrameParser:
             except ProtocolError as exc:
                 exc.frames = _dispatch(exc.frames, on_message, on_error, arg)
                 raise
-            return _dispatch(frames, on_message, on_error, arg)
+            try:
+                return _dispatch(frames, on_message, on_error, arg)
+            except BaseException as exc:
+                # on_error raised: the compiled parser stops mid-read there,
+                # where the stream's position is lost; failed for good, as it.
+                if self._state != _S_FAILED:
+                    self._fail(exc, None)
+                raise
         finally:
             if view is not None:
                 view.release()
@@ -393,6 +413,10 @@ class FrameParser:
                 holds the frames completed before the error.
             PayloadTooBig: a frame is longer than ``max_frame_size`` (1009).
             TypeError: ``data`` is not bytes-like.
+
+        After any error but TypeError (a ProtocolError, or one that is not
+        the peer's, as MemoryError) the parser is failed: every later call
+        raises the same error again.
         """
         if self._state == _S_FAILED:
             err = self._error
@@ -400,6 +424,16 @@ class FrameParser:
             raise type(err)(*err.args)
         if type(data) is not bytes:
             data = _to_bytes(data)
+        try:
+            return self._parse(data)
+        except BaseException as exc:
+            # A ProtocolError failed the parser already; anything else
+            # (MemoryError) stopped it where the stream's position is lost.
+            if self._state != _S_FAILED:
+                self._fail(exc, None)
+            raise
+
+    def _parse(self, data: bytes) -> list[Frame]:
         frames: list[Frame] = []
         if self._state == _S_PAYLOAD:
             need = self._len - self._have
@@ -424,6 +458,7 @@ class FrameParser:
         ok = _B0_OK_RSV1 if self.allow_rsv1 else _B0_OK
         mask_bit = 0x80 if self.expect_mask else 0
         limit = self.max_frame_size
+        plain_limit = self.max_uncompressed_frame_size
         append = frames.append
         opcodes = _OPCODE_BY_BYTE
         new_frame = Frame.__new__
@@ -433,7 +468,7 @@ class FrameParser:
             # One table lookup for the §5.2/§5.5 rules on the first byte, as
             # the compiled core does; the slow path names the error.
             if not ok[b0] or (b1 & 0x80) != mask_bit or (b0 & 0x08 and b1 & 0x7F > _MAX_CONTROL):
-                raise self._fail(self._check_header(b0, b1), frames)  # type: ignore[arg-type]
+                raise self._fail(self._check_header(b0, b1), frames)
             length = b1 & 0x7F
             if length < _LEN16:
                 hlen = 2
@@ -457,11 +492,14 @@ class FrameParser:
                         ProtocolError("64-bit payload length has its most significant bit set"),
                         frames,
                     )
-            if length > limit:
-                raise self._fail(
-                    PayloadTooBig(f"frame of {length} bytes exceeds max_frame_size {limit}"),
-                    frames,
-                )
+            if length > plain_limit:
+                # RFC 7692 §6.1: a text or binary frame without RSV1 is not
+                # compressed; its payload is message bytes (RFC 6455 §10.4).
+                cap = plain_limit if (b0 & 0x4F) in (0x01, 0x02) else limit
+                if length > cap:
+                    raise self._fail(
+                        PayloadTooBig(f"frame of {length} bytes exceeds max_frame_size {cap}"), frames
+                    )
             start = pos + hlen
             if end - start < length:
                 self._b0 = b0

@@ -335,13 +335,16 @@ class Connection:
         self._pings: dict[bytes, int] = {}
 
     def _new_parser(self) -> Any:
-        limit = self.max_message_size
+        limit = plain = self.max_message_size
         if self._deflate is not None and limit is not None:
             # A compressed frame may be a little larger than what it holds
             # (stored blocks); the message budget is enforced after inflating.
+            # An uncompressed text or binary frame (RFC 7692 §6.1: no RSV1)
+            # is message bytes: the parser keeps it to the limit itself, so
+            # no path (the message sink of receive_into included) sees it.
             limit = limit + (limit >> 7) + 1024
         return _FrameParser(expect_mask=not self.client, max_frame_size=limit,
-                            allow_rsv1=self._deflate is not None)
+                            allow_rsv1=self._deflate is not None, max_uncompressed_frame_size=plain)
 
     # -- state ----------------------------------------------------------------
 

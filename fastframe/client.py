@@ -21,7 +21,12 @@ __all__ = ["InvalidURI", "connect"]
 
 
 def parse_url(url: str) -> tuple[bool, str, int, str, str]:
-    """Return (secure, host, port, resource, Host header) for a ws/wss URL."""
+    """Return (secure, host, port, resource, Host header) for a ws/wss URL.
+
+    A URL may be an IRI (RFC 3987): a non-ASCII host name is given in its
+    IDNA form (RFC 3987 §3.1, as websockets does), and the resource is
+    percent-encoded when the request is built (``handshake.build_request``).
+    """
     u = urllib.parse.urlsplit(url)
     if u.scheme not in ("ws", "wss") or not u.hostname:
         raise InvalidURI(f"{url!r} is not a ws:// or wss:// URL")
@@ -31,6 +36,11 @@ def parse_url(url: str) -> tuple[bool, str, int, str, str]:
     if u.query:
         path += "?" + u.query
     host = u.hostname
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InvalidURI(f"{url!r} has a host name that IDNA cannot encode") from None
     host_header = f"[{host}]" if ":" in host else host
     if u.port and u.port != (443 if secure else 80):
         host_header += f":{u.port}"

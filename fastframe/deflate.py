@@ -257,6 +257,16 @@ def accept_client(header_values: Sequence[str], config: DeflateConfig) -> Deflat
 class PerMessageDeflate:
     """Compression state of one connection (RFC 7692 §7.2).
 
+    A peer may end a message's data with a block that has BFINAL set (RFC
+    7692 §7.2.3.4), which ends its DEFLATE stream: zlib takes no more input
+    after it, so the data that follows, in that message or the next ones,
+    goes to a new decompressor.  Its window starts empty: a sender ends a
+    stream that way (zlib's Z_FINISH) only to start the next from scratch
+    (deflateReset, or a new compressor), and a new DEFLATE stream cannot
+    refer to an earlier one (RFC 1951 §3.2.3 lets references cross blocks
+    within a stream).  A sender that did refer back would fail the
+    connection (1002, "invalid distance too far back"), never mislead it.
+
     Args:
         params: what was negotiated.
         client: True on the client side.
@@ -277,6 +287,8 @@ class PerMessageDeflate:
         self.mem_level = mem_level
         self._compressor = self._new_compressor()
         self._decompressor = zlib.decompressobj(wbits=-self.remote_bits)
+        # Whether the decompressor was given any of the peer's bytes yet.
+        self._started = False
 
     def _new_compressor(self) -> Any:
         return zlib.compressobj(self.level, zlib.DEFLATED, -max(9, self.local_bits), self.mem_level)
@@ -306,17 +318,33 @@ class PerMessageDeflate:
         """
         d = self._decompressor
         out: bytes
-        if final:
+        if data:
+            self._started = True
+        # §7.2.2: the tail ends the sender's flush; a decompressor that was
+        # given nothing (a stream that ended with the message's last bytes
+        # before) has no flush to end, and would take it for a block's start.
+        if final and self._started:
             data = data + _TAIL
         try:
-            if budget is None:
-                out = d.decompress(data)
-            else:
-                out = d.decompress(data, budget + 1)
-                if len(out) > budget:
-                    raise PayloadTooBig("decompressed message exceeds max_message_size")
+            out = d.decompress(data) if budget is None else d.decompress(data, budget + 1)
+            while d.eof and (budget is None or len(out) <= budget):
+                # RFC 7692 §7.2.3.4: the sender's stream ended with a BFINAL
+                # block; what follows it starts a new one (see the class).
+                rest = d.unused_data
+                if final and rest.endswith(_TAIL):
+                    rest = rest[:-4]  # ours: the new stream gets it below if it has begun
+                d = self._decompressor = zlib.decompressobj(wbits=-self.remote_bits)
+                self._started = bool(rest)
+                if not rest:
+                    break
+                if final:
+                    rest += _TAIL
+                out += d.decompress(rest) if budget is None else d.decompress(rest, budget + 1 - len(out))
+            if budget is not None and len(out) > budget:
+                raise PayloadTooBig("decompressed message exceeds max_message_size")
         except zlib.error as exc:
             raise ProtocolError(f"invalid compressed data: {exc}") from None
         if final and self.remote_reset:
             self._decompressor = zlib.decompressobj(wbits=-self.remote_bits)
+            self._started = False
         return out

@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -58,6 +59,10 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # (obs-text, bytes >= 0x80, is tolerated as opaque).
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _REQUEST_TARGET = re.compile(rb"[\x21-\x7e]+")
+# What a request target keeps as it is: RFC 3986's delimiters (but "#", which
+# would start a fragment), as websockets keeps them, and "%" (escapes already
+# made stay as they are, as browsers leave them).
+_TARGET_SAFE = ":/?[]@!$&'()*+,;=%"
 
 
 class Headers:
@@ -266,12 +271,19 @@ def check_request(request: Request) -> str:
     """Validate a WebSocket upgrade request (RFC 6455 §4.2.1); return its key.
 
     Raises:
-        HandshakeError: 400 naming what is wrong, 405 for a method other than
-            GET, or 426 with ``Sec-WebSocket-Version: 13`` for another version.
+        HandshakeError: 400 naming what is wrong (a body announced by
+            Transfer-Encoding or Content-Length among it), 405 for a method
+            other than GET, or 426 with ``Sec-WebSocket-Version: 13`` for
+            another version.
     """
     h = request.headers
     if request.method != "GET":
         raise HandshakeError(405, f"method {request.method} not allowed; use GET", [("Allow", "GET")])
+    # RFC 6455 §4.1: the handshake is a GET, whose content has no meaning
+    # (RFC 9110 §9.3.1); after the 101 a body would be read as frames.  So
+    # any framing that announces one (RFC 9112 §6.1-§6.3) is refused.
+    if h.get_all("Transfer-Encoding") or any(not v or v.strip("0") for v in h.get_all("Content-Length")):
+        raise HandshakeError(400, "an upgrade request must not have a body (Transfer-Encoding or Content-Length)")
     if len(h.get_all("Host")) != 1:
         raise HandshakeError(400, "missing or repeated Host header")
     if "websocket" not in parse_header_tokens(h.get_all("Upgrade")):
@@ -349,7 +361,11 @@ def build_request(
     origin: str | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """Serialize the client's opening handshake (RFC 6455 §4.1)."""
+    """Serialize the client's opening handshake (RFC 6455 §4.1).
+
+    ``path`` is the resource name with its query; what a URI cannot hold in
+    it (non-ASCII, spaces, controls) is sent percent-encoded (UTF-8).
+    """
     headers = [
         ("Host", host),
         ("Upgrade", "websocket"),
@@ -364,7 +380,11 @@ def build_request(
     if origin:
         headers.append(("Origin", origin))
     headers.extend(extra_headers)
-    lines = [f"GET {path} HTTP/1.1"] + [f"{n}: {v}" for n, v in headers]
+    # RFC 9112 §3.2: the request target is a URI, ASCII; the characters a URI
+    # cannot hold (an IRI's, RFC 3987 §3.1; spaces; controls) go as
+    # percent-encoded UTF-8.  A target that is a URI already is unchanged.
+    target = urllib.parse.quote(path, safe=_TARGET_SAFE)
+    lines = [f"GET {target} HTTP/1.1"] + [f"{n}: {v}" for n, v in headers]
     for n, v in headers:
         if not _TOKEN.fullmatch(n.encode("ascii")) or _BAD_VALUE.search(v.encode("latin-1")):
             raise LocalProtocolError(f"invalid header {n!r}: {v!r}")

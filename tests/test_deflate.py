@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import random
 import zlib
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -320,3 +322,94 @@ def test_client_gets_server_rejection_status() -> None:
     ec, es = pump(c, s)
     assert isinstance(es[0], Rejected) and es[0].status == 403
     assert isinstance(ec[0], Rejected) and ec[0].status == 403
+
+
+def receive(s: Connection, data: bytes, path: str) -> list:
+    """Feed ``data`` through ``receive_data``, or through ``receive_into``
+    with a sink (what the sink got comes first, as Message events)."""
+    if path == "receive_data":
+        return s.receive_data(data)
+    got: list = []
+    events = s.receive_into(data, lambda a, m: got.append(Message(m)), lambda a, e: got.append(e), None)
+    return got + list(events)
+
+
+# RFC 7692 §6.1: only a compressed message has RSV1 on its first frame, so an
+# uncompressed text or binary frame is the message's own bytes and the
+# message limit holds for it as on a connection without deflate.
+@pytest.mark.parametrize("op", [Opcode.TEXT, Opcode.BINARY])
+@pytest.mark.parametrize("fin", [True, False], ids=["whole", "first-fragment"])
+@pytest.mark.parametrize("path", ["receive_data", "receive_into"])
+def test_uncompressed_frame_over_limit_fails_1009_with_deflate(op: int, fin: bool, path: str) -> None:
+    frame = encode_frame(op, b"a" * 1124, fin=fin, mask=KEY)
+    closes = []
+    for s in (server_with_deflate(limit=100), Connection(handshake=False, max_message_size=100)):
+        events = receive(s, frame, path)
+        assert [type(e) for e in events] == [Closed] and events[0].code == 1009
+        assert s.state is State.CLOSED
+        closes.append((events[0].code, events[0].reason))
+    assert closes[0] == closes[1]  # exactly as without deflate
+
+
+@pytest.mark.parametrize("path", ["receive_data", "receive_into"])
+def test_limit_with_deflate_still_admits_compressed_overhead(path: str) -> None:
+    """Incompressible data grows a little when deflated: a compressed frame
+    (or continuation frame) a bit over the limit holds a message within it,
+    and an uncompressed frame at the limit passes."""
+    data = random.Random(7).randbytes(1024)  # deflate cannot shrink these
+    one = compressed_fragments(data, 1)
+    two = compressed_fragments(data, 2)
+    assert len(one) - 8 > 1024  # the compressed payload is over the limit
+    plain = encode_frame(Opcode.BINARY, data, mask=KEY)
+    for stream in (one, two, plain):
+        assert receive(server_with_deflate(limit=1024), stream, path) == [Message(data)]
+
+
+def deflate_finished(data: bytes) -> bytes:
+    """``data`` as a whole DEFLATE stream: its last block has BFINAL set."""
+    z = zlib.compressobj(wbits=-15)
+    return z.compress(data) + z.flush(zlib.Z_FINISH)
+
+
+def deflate_synced(z: Any, data: bytes) -> bytes:
+    """``data`` through ``z``, sync-flushed and the tail stripped (§7.2.1)."""
+    out = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+# RFC 7692 §7.2.3.4: a sender may end a message's data with a DEFLATE block
+# that has BFINAL set, which ends its DEFLATE stream; the messages after it
+# start a new stream, and context takeover goes on within that one.
+@pytest.mark.parametrize("first", [
+    deflate_finished(b"Hello"),
+    bytes.fromhex("f348cdc9c90700") + b"\x00",  # the RFC's example: BFINAL block, then an empty block's header
+    deflate_finished(b"Hel") + deflate_finished(b"lo"),  # two whole streams in one message
+], ids=["finished", "rfc-example", "two-streams"])
+@pytest.mark.parametrize("split", [None, 3, -1], ids=["one-frame", "two-frames", "empty-last-frame"])
+def test_messages_after_a_bfinal_block_are_inflated(first: bytes, split: int | None) -> None:
+    s = server_with_deflate()
+    if split is None:
+        stream = encode_frame(Opcode.TEXT, first, rsv1=True, mask=KEY)
+    else:
+        cut = len(first) if split == -1 else split
+        stream = (encode_frame(Opcode.TEXT, first[:cut], fin=False, rsv1=True, mask=KEY)
+                  + encode_frame(Opcode.CONTINUATION, first[cut:], mask=KEY))
+    z = zlib.compressobj(wbits=-15)
+    later = [b"World, hello World", b"World, hello World!", b"hello World"]  # back-references
+    for text in later:
+        stream += encode_frame(Opcode.TEXT, deflate_synced(z, text), rsv1=True, mask=KEY)
+    assert s.receive_data(stream) == [Message("Hello")] + [Message(t.decode()) for t in later]
+    assert s.state is State.OPEN
+    # And after them, a finished stream again, then a message on a new one.
+    stream = encode_frame(Opcode.BINARY, deflate_finished(b"x" * 100), rsv1=True, mask=KEY)
+    stream += encode_frame(Opcode.BINARY, deflate_synced(zlib.compressobj(wbits=-15), b"y" * 50), rsv1=True, mask=KEY)
+    assert s.receive_data(stream) == [Message(b"x" * 100), Message(b"y" * 50)]
+
+
+def test_bfinal_streams_stay_within_the_budget() -> None:
+    # Two streams in one message: the second counts towards the same budget.
+    s = server_with_deflate(limit=150)
+    payload = deflate_finished(b"a" * 100) + deflate_finished(b"b" * 100)
+    (ev,) = s.receive_data(encode_frame(Opcode.BINARY, payload, rsv1=True, mask=KEY))
+    assert isinstance(ev, Closed) and ev.code == 1009

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -87,6 +89,11 @@ def test_server_parses_rfc_request() -> None:
     assert check_request(request) == KEY
 
 
+def test_server_accepts_an_empty_body() -> None:
+    request, _ = parse_all_ways(GOOD.replace(b"Origin:", b"Content-Length: 0\r\nOrigin:"))
+    assert check_request(request) == KEY
+
+
 def test_server_accepts_token_lists_case_insensitively() -> None:
     data = GOOD.replace(b"Upgrade: websocket", b"Upgrade: WebSocket").replace(
         b"Connection: keep-alive, Upgrade", b"connection: UPGRADE"
@@ -108,6 +115,12 @@ def test_server_accepts_token_lists_case_insensitively() -> None:
         (b"dGhlIHNhbXBsZSBub25jZQ==", b"not base64!!", 400, "16 bytes"),
         (b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8", 426, "13"),
         (b"Sec-WebSocket-Version: 13\r\n", b"", 400, "Version"),
+        # RFC 6455 §4.1 / RFC 9110 §9.3.1: a GET upgrade with a body is refused.
+        (b"Origin:", b"Transfer-Encoding: chunked\r\nOrigin:", 400, "body"),
+        (b"Origin:", b"Transfer-Encoding: gzip, chunked\r\nOrigin:", 400, "body"),
+        (b"Origin:", b"Content-Length: 5\r\nOrigin:", 400, "body"),
+        (b"Origin:", b"Content-Length: 0\r\nContent-Length: 5\r\nOrigin:", 400, "body"),
+        (b"Origin:", b"Content-Length: +0\r\nOrigin:", 400, "body"),
     ],
 )
 def test_server_rejects_bad_request(old: bytes, new: bytes, status: int, words: str) -> None:
@@ -223,6 +236,42 @@ def test_client_request_round_trips_through_server_checks() -> None:
     request = parsed[0]
     assert check_request(request) == key
     assert request.path == "/ws?x=1"
+
+
+@pytest.mark.parametrize("path, target", [
+    ("/café", "/caf%C3%A9"),
+    ("/?q=€", "/?q=%E2%82%AC"),
+    ("/café?q=€ x", "/caf%C3%A9?q=%E2%82%AC%20x"),
+    ("/a b?c d", "/a%20b?c%20d"),
+    ("/a%20b?x=%E2%82%AC&y=1;z=[2]:@!$'()*+,", "/a%20b?x=%E2%82%AC&y=1;z=[2]:@!$'()*+,"),  # a URI already
+    ("/x\r\nX-Injected: 1", "/x%0D%0AX-Injected:%201"),
+])
+def test_request_target_is_ascii_and_percent_encoded(path: str, target: str) -> None:
+    # RFC 9112 §3.2: the request target is a URI (ASCII); an IRI's other
+    # characters go as percent-encoded UTF-8 (RFC 3987 §3.1).
+    data = build_request("h", path, KEY)
+    assert data.split(b"\r\n")[0] == f"GET {target} HTTP/1.1".encode("ascii")
+    request, _ = parse_all_ways(data)
+    assert request.path == target and check_request(request) == KEY
+    assert urllib.parse.unquote(target) == urllib.parse.unquote(path)
+
+
+@pytest.mark.parametrize("url", ["ws://h/café", "ws://h/?q=€", "ws://h/ü/€?q=€&r=é;s=@"])
+def test_request_target_of_an_iri_is_the_one_websockets_sends(url: str) -> None:
+    uri = pytest.importorskip("websockets.uri")
+    from fastframe.client import parse_url
+
+    data = build_request("h", parse_url(url)[3], KEY)
+    assert data.split(b"\r\n")[0] == f"GET {uri.parse_uri(url).resource_name} HTTP/1.1".encode("ascii")
+
+
+def test_client_url_with_a_non_ascii_host_uses_its_idna_form() -> None:
+    from fastframe.client import InvalidURI, parse_url
+
+    assert parse_url("ws://bücher.example:8080/é") == (
+        False, "xn--bcher-kva.example", 8080, "/é", "xn--bcher-kva.example:8080")
+    with pytest.raises(InvalidURI):
+        parse_url("ws://a..€/")
 
 
 def test_client_accepts_right_response() -> None:

@@ -104,6 +104,7 @@ def test_valid_streams_agree(
     expect_mask=st.booleans(),
     allow_rsv1=st.booleans(),
     max_frame_size=st.sampled_from([0, 10, 125, 300, None]),
+    max_uncompressed=st.sampled_from([0, 10, 125, None]),
 )
 def test_garbage_agrees(
     c_impl: ModuleType,
@@ -113,9 +114,11 @@ def test_garbage_agrees(
     expect_mask: bool,
     allow_rsv1: bool,
     max_frame_size: int | None,
+    max_uncompressed: int | None,
 ) -> None:
     chunks = chunked(data, cuts)
-    kw = {"expect_mask": expect_mask, "allow_rsv1": allow_rsv1, "max_frame_size": max_frame_size}
+    kw = {"expect_mask": expect_mask, "allow_rsv1": allow_rsv1, "max_frame_size": max_frame_size,
+          "max_uncompressed_frame_size": max_uncompressed}
     assert run(c_impl, chunks, **kw) == run(py_impl, chunks, **kw)
 
 

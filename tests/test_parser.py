@@ -7,6 +7,9 @@ start of a next frame, which must stay buffered and not be returned).
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
+import tracemalloc
 from types import ModuleType
 from typing import Any
 
@@ -225,6 +228,29 @@ def test_huge_announced_frame_reserves_little(impl: ModuleType) -> None:
     assert peak < 1 << 20
 
 
+def test_uncompressed_frames_have_their_own_limit(impl: ModuleType) -> None:
+    # RFC 7692 §6.1: a text or binary frame without RSV1 starts an
+    # uncompressed message; compressed frames and continuations may be
+    # larger (deflate's overhead), within max_frame_size.
+    kw = {"expect_mask": True, "max_frame_size": 2000, "allow_rsv1": True, "max_uncompressed_frame_size": 100}
+    for op, fin, rsv1 in ((Opcode.TEXT, True, False), (Opcode.BINARY, True, False), (Opcode.BINARY, False, False)):
+        fail_all_ways(impl, impl.encode_frame(op, bytes(101), fin=fin, rsv1=rsv1, mask=KEY)[:8],
+                      PayloadTooBig, **kw)
+        assert len(feed_all_ways(impl, impl.encode_frame(op, bytes(100), fin=fin, mask=KEY), **kw)) == 1
+    with pytest.raises(PayloadTooBig, match=r"exceeds max_frame_size 100$"):
+        impl.FrameParser(**kw).feed(impl.encode_frame(Opcode.BINARY, bytes(101), mask=KEY))
+    for op, rsv1 in ((Opcode.BINARY, True), (Opcode.TEXT, True), (Opcode.CONTINUATION, False)):
+        assert len(feed_all_ways(impl, impl.encode_frame(op, bytes(2000), rsv1=rsv1, mask=KEY), **kw)) == 1
+        with pytest.raises(PayloadTooBig, match=r"exceeds max_frame_size 2000$"):
+            impl.FrameParser(**kw).feed(impl.encode_frame(op, bytes(2001), rsv1=rsv1, mask=KEY))
+    p = impl.FrameParser(expect_mask=True, max_frame_size=50, max_uncompressed_frame_size=100)
+    assert (p.max_frame_size, p.max_uncompressed_frame_size) == (50, 50)
+    p = impl.FrameParser(expect_mask=True, max_frame_size=50)
+    assert p.max_uncompressed_frame_size == 50
+    with pytest.raises(ValueError):
+        impl.FrameParser(expect_mask=True, max_uncompressed_frame_size=-1)
+
+
 def test_no_limit(impl: ModuleType) -> None:
     data = impl.encode_frame(Opcode.BINARY, bytes(3 << 20), mask=KEY)
     with pytest.raises(PayloadTooBig):
@@ -264,6 +290,149 @@ def test_parser_stays_failed(impl: ModuleType) -> None:
         p.feed(impl.encode_frame(Opcode.TEXT, b"xx", mask=KEY))
     with pytest.raises(PayloadTooBig):
         p.feed(good)
+
+
+# Every way the parser refuses a stream, with the close code it names.
+REJECTIONS = {
+    "reserved-opcode": (b"\x83\x80" + KEY, {}, ProtocolError, 1002),  # §5.2
+    "rsv2": (b"\xa1\x80" + KEY, {}, ProtocolError, 1002),  # §5.2
+    "rsv1-not-negotiated": (b"\xc1\x80" + KEY, {}, ProtocolError, 1002),  # §5.2, RFC 7692 §6
+    "fragmented-control": (b"\x09\x80" + KEY, {}, ProtocolError, 1002),  # §5.5
+    "control-too-long": (b"\x89\xfe\x00\x7e" + KEY, {}, ProtocolError, 1002),  # §5.5
+    "unmasked-from-client": (b"\x81\x00", {}, ProtocolError, 1002),  # §5.1
+    "length-msb-set": (b"\x82\xff\x80" + bytes(7) + KEY, {"max_frame_size": None}, ProtocolError, 1002),
+    "too-big": (b"\x82\x8b" + KEY, {"max_frame_size": 10}, PayloadTooBig, 1009),
+    "too-big-uncompressed": (b"\x82\x8b" + KEY, {"allow_rsv1": True, "max_uncompressed_frame_size": 10},
+                             PayloadTooBig, 1009),
+}
+
+
+@pytest.mark.parametrize("kind", REJECTIONS)
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "bytewise"])
+def test_parser_stays_failed_after_every_rejection(impl: ModuleType, kind: str, split: bool) -> None:
+    data, kw, exc, code = REJECTIONS[kind]
+    good = impl.encode_frame(Opcode.BINARY, b"good", mask=KEY)
+    p = impl.FrameParser(expect_mask=True, **kw)
+    with pytest.raises(exc) as info:
+        for chunk in [data[i : i + 1] for i in range(len(data))] if split else [good + data]:
+            p.feed(chunk)
+    assert type(info.value) is exc and info.value.close_code == code and p.failed
+    for again in (good, b"", good * 3):
+        with pytest.raises(exc) as info:
+            p.feed(again)
+        assert type(info.value) is exc and info.value.close_code == code
+        with pytest.raises(exc) as info:
+            p.feed_messages(again, lambda a, m: pytest.fail("delivered after failing"), None, None)
+        assert type(info.value) is exc and info.value.close_code == code and info.value.frames == []
+    assert p.failed
+
+
+def test_feed_messages_fails_for_good_when_the_error_hook_raises(impl: ModuleType) -> None:
+    """The hook raising ends the call mid-read: the parser cannot know where
+    the stream stands, so it stays failed rather than parse from there."""
+    p = impl.FrameParser(expect_mask=True)
+    stream = b"".join(impl.encode_frame(Opcode.BINARY, m, mask=KEY) for m in (b"a", b"b", b"c"))
+
+    def sink(arg: Any, m: Any) -> None:
+        raise RuntimeError("listener bug")
+
+    def hook(arg: Any, exc: Exception) -> None:
+        raise ValueError("hook bug")
+
+    with pytest.raises(ValueError, match="hook bug"):
+        p.feed_messages(stream, sink, hook, None)
+    assert p.failed
+    for again in (stream, b""):
+        with pytest.raises(ValueError, match="hook bug"):
+            p.feed(again)
+        with pytest.raises(ValueError, match="hook bug"):
+            p.feed_messages(again, sink, hook, None)
+
+
+# Run in a child process under an address-space limit: a payload that grows
+# past it raises MemoryError; before the parser kept that failure, the next
+# feed of the compiled parser wrote through a NULL payload (a crash).
+_OOM_SCRIPT = r"""
+import importlib, resource, sys
+impl = importlib.import_module(sys.argv[1])
+
+def vm_size():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+
+chunk = bytes(4 << 20)
+p = impl.FrameParser(expect_mask=False, max_frame_size=None)
+p.feed(b"\x82\x7f" + (256 << 20).to_bytes(8, "big"))  # a 256 MiB frame
+limit = vm_size() + (48 << 20)
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    for _ in range(64):
+        p.feed(chunk)
+except MemoryError:
+    pass
+else:
+    sys.exit("no MemoryError")
+assert p.failed
+for again in (chunk, b"\x82\x00", b""):
+    for call in (p.feed, lambda d: p.feed_messages(d, print, print, None)):
+        try:
+            call(again)
+        except MemoryError:
+            pass
+        else:
+            sys.exit("a feed after the MemoryError did not raise it")
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc/self/status")
+def test_parser_stays_failed_after_memory_error(impl: ModuleType) -> None:
+    out = subprocess.run([sys.executable, "-c", _OOM_SCRIPT, impl.__name__],
+                         capture_output=True, text=True, timeout=120)
+    assert (out.returncode, out.stdout) == (0, "ok\n"), out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("length", [60000, 1 << 30])
+def test_partial_frame_holds_about_what_arrived(impl: ModuleType, length: int) -> None:
+    """An idle connection with the start of a large frame holds about the
+    bytes that came, not the announced length; as more comes, at most
+    twice what came (geometric growth)."""
+    header = (b"\x82\xfe" + struct.pack("!H", length) if length < 1 << 16
+              else b"\x82\xff" + struct.pack("!Q", length)) + KEY
+    p = impl.FrameParser(expect_mask=True, max_frame_size=None)
+    first = header + b"x" * 15
+    pieces = [b"y" * 1000 for _ in range(10)]
+    tracemalloc.start()
+    try:
+        assert p.feed(first) == []
+        assert tracemalloc.get_traced_memory()[0] < 1024
+        arrived = 15
+        for piece in pieces:
+            assert p.feed(piece) == []
+            arrived += len(piece)
+            assert tracemalloc.get_traced_memory()[0] < 2 * arrived + 1024
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("head", [0, 15])
+def test_rest_of_a_frame_in_one_read_is_one_allocation(impl: ModuleType, head: int) -> None:
+    """The payload's remaining bytes all in one read: no reservation made
+    before is copied around, the payload is built once (at its size)."""
+    length = 1 << 20
+    data = impl.encode_frame(Opcode.BINARY, bytes(range(256)) * (length // 256))
+    cut = 10 + head
+    p = impl.FrameParser(expect_mask=False, max_frame_size=None)
+    first, rest = data[:cut], data[cut:]
+    tracemalloc.start()
+    try:
+        assert p.feed(first) == []
+        (frame,) = p.feed(rest)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert frame.payload == data[10:]
+    assert peak < length + 4096
 
 
 def test_feed_accepts_bytes_like(impl: ModuleType) -> None:

@@ -88,6 +88,18 @@ def test_server_rejects_bad_version_with_426() -> None:
     assert c.receive_data(frame(Opcode.TEXT, b"x")) == []
 
 
+@pytest.mark.parametrize("header, body", [
+    (("Transfer-Encoding", "chunked"), b"7\r\n" + frame(Opcode.TEXT, b"x") + b"\r\n0\r\n\r\n"),
+    (("Content-Length", "7"), frame(Opcode.TEXT, b"x")),
+], ids=["chunked", "content-length"])
+def test_server_refuses_an_upgrade_with_a_body(header: tuple[str, str], body: bytes) -> None:
+    """RFC 6455 §4.1: the upgrade is a GET; its body would be read as frames."""
+    c = Connection()
+    (ev,) = c.receive_data(build_request("h", "/", WS_KEY, extra_headers=[header]) + body)
+    assert isinstance(ev, Rejected) and ev.status == 400
+    assert sent(c).startswith(b"HTTP/1.1 400 ") and c.state is State.CLOSED
+
+
 def test_server_origin_check() -> None:
     c = Connection(origins=["https://good.example"])
     data = build_request("h", "/", WS_KEY, origin="https://evil.example")
@@ -220,6 +232,33 @@ def test_frames_before_violation_are_delivered() -> None:
     events = c.receive_data(frame(Opcode.TEXT, b"ok") + b"\x83\x80" + KEY)
     assert events[0] == Message("ok")
     assert isinstance(events[1], Closed) and events[1].code == 1002
+
+
+@pytest.mark.parametrize("data, limit, code", [
+    (b"\x83\x80" + KEY, 1 << 20, 1002),  # §5.2 reserved opcode
+    (b"\xa1\x80" + KEY, 1 << 20, 1002),  # §5.2 RSV2
+    (b"\xc1\x80" + KEY, 1 << 20, 1002),  # RSV1 without permessage-deflate (RFC 7692 §6)
+    (b"\x09\x80" + KEY, 1 << 20, 1002),  # §5.5 fragmented control frame
+    (b"\x89\xfe\x00\x7e" + KEY, 1 << 20, 1002),  # §5.5 control frame over 125 bytes
+    (b"\x81\x00", 1 << 20, 1002),  # §5.1 unmasked frame from a client
+    (b"\x82\xff\x80" + bytes(7) + KEY, None, 1002),  # §5.2 64-bit length with its MSB set
+    (b"\x82\x8b" + KEY, 10, 1009),  # over max_message_size
+], ids=["opcode", "rsv2", "rsv1", "fragmented-control", "long-control", "unmasked", "msb", "too-big"])
+@pytest.mark.parametrize("path", ["receive_data", "receive_into"])
+def test_every_rejection_fails_with_its_code_once(data: bytes, limit: int | None, code: int, path: str) -> None:
+    """§7.1.7: the connection is failed with the violation's code, after the
+    frames before it; nothing that comes later is parsed."""
+    c = Connection(handshake=False, max_message_size=limit)
+    got: list = []
+    for _ in range(2):
+        if path == "receive_data":
+            got.extend(c.receive_data(frame(Opcode.BINARY, b"ok") + data))
+        else:
+            got.extend(c.receive_into(frame(Opcode.BINARY, b"ok") + data,
+                                      lambda a, m: got.append(Message(m)), None, None))
+    assert [type(e) for e in got] == [Message, Closed] and got[1].code == code
+    assert got[0] == Message(b"ok") and c.state is State.CLOSED and c.close_code == code
+    assert sent(c) == encode_frame(Opcode.CLOSE, struct.pack("!H", code) + str(got[1].error).encode()[:123])
 
 
 # -- §8.1 UTF-8 ---------------------------------------------------------------------------

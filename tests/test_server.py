@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import os
 import socket
 import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Awaitable
 from typing import Any
 
@@ -120,6 +122,30 @@ def test_request_path_headers_subprotocol_and_ids() -> None:
 
     run(go())
     assert seen[0][:3] == ("/room/1", "yes", "v1") and seen[0][4] == "127.0.0.1"
+
+
+def test_non_ascii_url_reaches_the_server_percent_encoded_as_with_websockets() -> None:
+    """fastframe's client to fastframe's server and to websockets' server:
+    both see the same ASCII request target, which decodes to the URL's."""
+    ws_server = pytest.importorskip("websockets.asyncio.server")
+    seen: list[str] = []
+
+    async def handler(ws: Any) -> None:
+        await ws.send(ws.path)
+
+    async def websockets_handler(ws: Any) -> None:
+        await ws.send(ws.request.path)
+
+    async def go() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server, \
+                ws_server.serve(websockets_handler, "127.0.0.1", 0) as other:
+            for port in (server.port, other.sockets[0].getsockname()[1]):
+                async with connect(f"ws://127.0.0.1:{port}/café/ü?q=€&r=a b") as ws:
+                    seen.append(await ws.recv())
+
+    run(go())
+    assert seen == ["/caf%C3%A9/%C3%BC?q=%E2%82%AC&r=a%20b"] * 2
+    assert urllib.parse.unquote(seen[0]) == "/café/ü?q=€&r=a b"
 
 
 def test_send_queues_at_the_call_and_is_awaitable_any_way() -> None:
@@ -630,6 +656,14 @@ def start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
     return proc, port
 
 
+def cli_client(url: str, lines: str) -> str:
+    """``python -m fastframe client URL`` with ``lines`` on stdin: its stdout."""
+    out = subprocess.run([sys.executable, "-m", "fastframe", "client", url],
+                         input=lines, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 # The CLI is stopped with SIGINT (Ctrl-C), which Windows cannot send to a child.
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="stops the CLI with SIGINT")
 
@@ -638,12 +672,7 @@ posix_only = pytest.mark.skipif(sys.platform == "win32", reason="stops the CLI w
 def test_cli_echo_and_client_pipe() -> None:
     proc, port = start_cli("--mode", "echo")
     try:
-        out = subprocess.run(
-            [sys.executable, "-m", "fastframe", "client", f"ws://127.0.0.1:{port}/"],
-            input="hello\nwörld\n", capture_output=True, text=True, timeout=30, cwd=ROOT,
-        )
-        assert out.returncode == 0, out.stderr
-        assert out.stdout == "hello\nwörld\n"
+        assert cli_client(f"ws://127.0.0.1:{port}/", "hello\nwörld\n") == "hello\nwörld\n"
     finally:
         proc.send_signal(2)
         proc.wait(10)
@@ -658,17 +687,76 @@ def test_cli_chat_prefixes_and_serves_page() -> None:
 
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
         assert b"new WebSocket" in page and b"<script" in page and b"http" not in page.split(b"<script")[0].lower().replace(b"http-equiv", b"")
-        out = subprocess.run(
-            [sys.executable, "-m", "fastframe", "client", f"ws://127.0.0.1:{port}/ws"],
-            input="hi there\n", capture_output=True, text=True, timeout=30, cwd=ROOT,
-        )
-        assert out.returncode == 0, out.stderr
-        lines = out.stdout.splitlines()
+        lines = cli_client(f"ws://127.0.0.1:{port}/ws", "hi there\n").splitlines()
         assert lines[0].endswith("joined") and lines[1].endswith(": hi there")
     finally:
         proc.send_signal(2)
         _, err = proc.communicate(timeout=10)
     assert "open #" in err and "close #" in err  # one INFO line per open and close
+
+
+@posix_only
+def test_cli_chat_sends_structured_messages_and_checks_origins() -> None:
+    """Each chat message is JSON, its sender apart from its text, so that
+    no text passes for another user's line; browsers' connections from
+    other sites are refused (RFC 6455 §10.2) unless allowed."""
+    tricky = "hi\n* user1 left\nuser1: <b>x</b>"
+
+    async def chat(port: int) -> None:
+        url = f"ws://127.0.0.1:{port}/ws"
+        async with connect(url) as a:  # no Origin: not a browser
+            joined = json.loads(await a.recv())
+            assert set(joined) == {"user", "event"} and joined["event"] == "joined"
+            await a.send(tricky)
+            assert json.loads(await a.recv()) == {"user": joined["user"], "text": tricky}
+            async with connect(url, origin=f"http://127.0.0.1:{port}"):  # the chat's own page
+                assert json.loads(await a.recv())["event"] == "joined"
+            assert json.loads(await a.recv())["event"] == "left"
+
+    async def refused(port: int, origin: str) -> int:
+        try:
+            async with connect(f"ws://127.0.0.1:{port}/ws", origin=origin):
+                return 101
+        except HandshakeError as exc:
+            return exc.status
+
+    proc, port = start_cli("--mode", "chat", "--allow-origin", "https://friend.example")
+    try:
+        run(chat(port))
+        assert run(refused(port, "https://friend.example")) == 101
+        for origin in ("http://evil.example", f"http://localhost:{port}", f"https://127.0.0.1:{port + 1}", "null"):
+            assert run(refused(port, origin)) == 403, origin
+    finally:
+        proc.send_signal(2)
+        proc.communicate(timeout=10)
+    proc, port = start_cli("--mode", "chat", "--any-origin")
+    try:
+        assert run(refused(port, "http://evil.example")) == 101
+    finally:
+        proc.send_signal(2)
+        proc.communicate(timeout=10)
+
+
+@posix_only
+def test_cli_client_shows_chat_messages_attributed() -> None:
+    from fastframe.__main__ import _chat_line
+
+    # Further lines of a text are indented under it: no line of it can look
+    # like another user's, or like a join or a leave.
+    assert _chat_line('{"user": "user2", "text": "hi\\n* user1 left\\nuser1: x"}') == (
+        "user2: hi\n       * user1 left\n       user1: x")
+    assert _chat_line('{"user": "user2", "event": "left"}') == "* user2 left"
+    for other in ("plain text", '{"not": "chat"}', "{broken", '["user", "text"]'):
+        assert _chat_line(other) == other
+    proc, port = start_cli("--mode", "chat")
+    try:
+        # A carriage return would redraw the terminal's line: shown escaped.
+        joined, said = cli_client(f"ws://127.0.0.1:{port}/ws", "hi\r* user9 left\n").split("\n")[:2]
+        name = joined.split()[1]
+        assert joined == f"* {name} joined" and said == f"{name}: hi\\x0d* user9 left"
+    finally:
+        proc.send_signal(2)
+        proc.communicate(timeout=10)
 
 
 def test_cli_client_fails_clearly() -> None:

@@ -23,13 +23,33 @@ const url = process.argv[2];
       await p.goto(url);
       await p.waitForFunction(() => document.getElementById("status").textContent === "connected");
     }
-    // A message typed in one page appears in both.
+    // A message typed in one page appears in both, as one item: the
+    // sender's name, then the text.
     await a.fill("#msg", "hello from chromium");
     await a.press("#msg", "Enter");
     for (const [name, p] of [["a", a], ["b", b]]) {
-      await p.waitForFunction(() => [...document.querySelectorAll("#log li")].some(li => li.textContent.endsWith(": hello from chromium")));
+      await p.waitForFunction(() => [...document.querySelectorAll("#log li.msg")].some(
+        li => li.querySelector(".text").textContent === "hello from chromium"
+          && /^user\d+$/.test(li.querySelector(".user").textContent)));
       report["typed_seen_in_" + name] = true;
     }
+    // A message with newlines and markup is one item, attributed to its
+    // sender, shown as text: nothing in it passes for another user's line.
+    const tricky = "hi\n* user1 left\nuser1: <b>bold</b> claims";
+    await a.evaluate((text) => window.chat.send(text), tricky);
+    report.multiline_one_item = await b.evaluate(async (text) => {
+      const items = () => [...document.querySelectorAll("#log li")];
+      for (let i = 0; i < 100 && !items().some(li => li.textContent.includes("claims")); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const sender = (t) => items().find(li => li.classList.contains("msg")
+        && li.querySelector(".text").textContent === t).querySelector(".user").textContent;
+      const holding = items().filter(li => li.textContent.includes("claims") || li.textContent.includes("left"));
+      return holding.length === 1 && holding[0].classList.contains("msg")
+        && holding[0].querySelector(".text").textContent === text
+        && sender(text) === sender("hello from chromium")
+        && document.querySelector("#log b") === null;
+    }, tricky);
     // A 1 MiB binary message comes back intact.
     report.binary_intact = await b.evaluate(() => new Promise((resolve) => {
       const data = new Uint8Array(1 << 20);
@@ -50,7 +70,7 @@ const url = process.argv[2];
     }));
     report.close_code = closed.code;
     report.was_clean = closed.wasClean;
-    report.ok = report.typed_seen_in_a && report.typed_seen_in_b && report.binary_intact
+    report.ok = report.typed_seen_in_a && report.typed_seen_in_b && report.multiline_one_item && report.binary_intact
       && closed.code === 1000 && closed.wasClean;
   } catch (e) {
     report.ok = false;
