@@ -716,7 +716,7 @@ class ProtocolCore:
     def flush(self) -> None:
         self.flush_scheduled = False
         conn = self.conn
-        out = conn._out
+        out = conn.output
         if not out:
             return
         t = self.transport
@@ -741,7 +741,7 @@ class ProtocolCore:
 
     def write_raw(self, data: bytes) -> None:
         """Write pre-encoded frame bytes (broadcast) after what is queued."""
-        self.conn._out.append(data)
+        self.conn.output.append(data)
         self.flush()
 
     # -- closing ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ cdef class Connection:
     cdef public object _request_parser, _response_parser, _key
     cdef public object _msg_z, _msg_buf, _utf8, _pings
     cdef public int _msg_op
-    cdef public list _out
+    cdef public list output
     cdef object _feed, _encode
     # No __dict__: a cpdef method called on an exact Connection then skips
     # Cython's check for a Python override (docs/performance.md).

@@ -312,7 +312,11 @@ class Connection:
         self._deflate = deflate
         self.close_code: int | None = None
         self.close_reason = ""
-        self._out: list[bytes] = []
+        #: The byte strings to write, in order: everything the connection
+        #: sends leaves through this list.  A caller writes them and empties
+        #: the list in place (``del conn.output[:]``), or calls
+        #: :meth:`data_to_send`, which hands the list over and starts a new one.
+        self.output: list[bytes] = []
         self._mask: bool | None = True if client else None
         # The codec's per-message functions, taken once per connection from
         # the module: compiled, a module global costs a dict lookup per use
@@ -358,16 +362,16 @@ class Connection:
 
     def data_to_send(self) -> list[bytes]:
         """Return the byte strings to write, in order, and forget them."""
-        out = self._out
-        self._out = []
+        out = self.output
+        self.output = []
         return out
 
     def _send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
         if self._mask is None and len(payload) >= _WRITELINES_MIN:
-            self._out.append(_encode_header(opcode, len(payload), fin=fin))
-            self._out.append(payload)
+            self.output.append(_encode_header(opcode, len(payload), fin=fin))
+            self.output.append(payload)
         else:
-            self._out.append(_encode_frame(opcode, payload, fin=fin, mask=self._mask))
+            self.output.append(_encode_frame(opcode, payload, fin=fin, mask=self._mask))
 
     def _check_open(self, what: str) -> None:
         if self.state is not State.OPEN:
@@ -377,7 +381,7 @@ class Connection:
         z = self._deflate
         if z is not None and compress is not False:
             # RFC 7692 §6: RSV1 on the (only) frame of a compressed message.
-            self._out.append(_encode_frame(op, z.compress(data), rsv1=True, mask=self._mask))
+            self.output.append(_encode_frame(op, z.compress(data), rsv1=True, mask=self._mask))
         else:
             self._send_frame(op, data)
 
@@ -411,12 +415,12 @@ class Connection:
         if self.state is _OPEN and self._deflate is None and self._mask is None:
             if type(message) is bytes:
                 if len(message) < _WRITELINES_MIN:
-                    self._out.append(self._encode(_BINARY, message))
+                    self.output.append(self._encode(_BINARY, message))
                     return
             elif isinstance(message, str):
                 raw = message.encode("utf-8")
                 if len(raw) < _WRITELINES_MIN:
-                    self._out.append(self._encode(_TEXT, raw))
+                    self.output.append(self._encode(_TEXT, raw))
                     return
         if isinstance(message, str):
             self.send_text(message, compress)
@@ -451,7 +455,7 @@ class Connection:
             raise LocalProtocolError(f"cannot send close in state {self.state.name}")
         payload = self._close_payload(code, reason)
         self._transition("send_close")
-        self._out.append(_encode_frame(_CLOSE, payload, mask=self._mask))
+        self.output.append(_encode_frame(_CLOSE, payload, mask=self._mask))
 
     @staticmethod
     def _close_payload(code: int | None, reason: str) -> bytes:
@@ -570,7 +574,7 @@ class Connection:
         code = getattr(exc, "close_code", 1002)
         if self.state is State.OPEN:
             reason = str(exc).encode("utf-8")[:123].decode("utf-8", "ignore")
-            self._out.append(_encode_frame(_CLOSE, self._close_payload(code, reason), mask=self._mask))
+            self.output.append(_encode_frame(_CLOSE, self._close_payload(code, reason), mask=self._mask))
         self._transition("fail")
         self.close_code = code
         self.close_reason = str(exc)
@@ -619,7 +623,7 @@ class Connection:
                 # §5.5.2: answer with a pong carrying the same payload, unless
                 # we already sent a close (§5.5.1: no more frames after it).
                 if self.state is State.OPEN:
-                    self._out.append(_encode_frame(_PONG, payload, mask=self._mask))
+                    self.output.append(_encode_frame(_PONG, payload, mask=self._mask))
                 events.append(Ping(payload))
                 return
             if op == _PONG:
@@ -685,7 +689,7 @@ class Connection:
         if self.state is State.OPEN:
             # §5.5.1: echo the status code back.
             echo = payload[:2] if payload else b""
-            self._out.append(_encode_frame(_CLOSE, echo, mask=self._mask))
+            self.output.append(_encode_frame(_CLOSE, echo, mask=self._mask))
         self._transition("recv_close")
         self.close_code = code
         self.close_reason = reason
@@ -769,7 +773,7 @@ class Connection:
                 self._parser = self._new_parser()
         headers.extend(self.extra_headers)
         headers.extend(extra_headers)
-        self._out.append(build_response(101, headers))
+        self.output.append(build_response(101, headers))
         self._transition("accept")
         self.subprotocol = chosen
         events: list[Event] = [Opened(request, chosen, None, self._deflate is not None)]
@@ -784,7 +788,7 @@ class Connection:
         if not self.client or self.state is not State.CONNECTING or self._response_parser is not None:
             raise LocalProtocolError("connect() is for a client connection that has not started")
         self._key = generate_key()
-        self._out.append(
+        self.output.append(
             build_request(
                 host, path, self._key, subprotocols=self.subprotocols,
                 extensions=self.compression.offer() if self.compression is not None else None,
@@ -833,7 +837,7 @@ class Connection:
         if self.client or self.state is not State.CONNECTING:
             raise LocalProtocolError(f"cannot reject in state {self.state.name}")
         raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        self._out.append(build_response(status, list(headers), raw))
+        self.output.append(build_response(status, list(headers), raw))
         self._transition("reject")
         self._pending = None
         return [Rejected(status, raw[:200].decode("utf-8", "replace").strip())]

@@ -396,10 +396,10 @@ class AdapterCore:
 
     def _flush(self) -> None:
         conn = self.conn
-        out = conn._out  # data_to_send() without the call: this runs per message
+        out = conn.output  # data_to_send() without the call: this runs per message
         if not out:
             return
-        conn._out = []
+        conn.output = []
         if self._lost:
             return
         self._writer.write(out)  # type: ignore[union-attr]  # connection_made came first
