@@ -13,7 +13,7 @@ from fastframe._protocol_c cimport Connection as CConnection
 # Module globals read per message, as C globals: on Python 3.12+ Cython no
 # longer caches module globals (its cache relies on dict version tags, which
 # 3.12 deprecated), so each use would be a dict lookup.
-cdef object _aio, _OPEN, _try_send, _append, _popleft, _queued_next, _wait_next
+cdef object _aio, _OPEN, _CONNECTING, _CLOSED, _try_send, _append, _popleft, _queued_next, _wait_next
 cdef object _on_listener_error, _SENT, _EXHAUSTED
 
 @cython.final
@@ -29,31 +29,43 @@ cdef class _Sent:
 
 @cython.final
 cdef class WebSocket:
-    cdef public ProtocolCore _proto
-    cdef public object id, _messages, _waiter, _pong_waiters
+    cdef public StreamCore _proto
+    cdef public object id, _messages, _waiter, _pong_waiters, _on_open, _on_finish, listener, opened
     cdef dict __dict__
     cdef object __weakref__
 
     cpdef _deliver(self, object data)
-    @cython.locals(proto=ProtocolCore, conn=CConnection)
+    @cython.locals(proto=StreamCore, conn=CConnection)
     cpdef send_nowait(self, object message, object compress=*)
 
-cdef class ProtocolCore:
+cdef class Ticker:
+    cdef public object loop, cores, handle
+    cdef public double period
+
+# Not final: StreamProtocol (a Python class) derives from it, so its
+# per-message methods are called unbound (StreamCore.flush(self)).
+cdef class StreamCore:
     cdef public CConnection conn
-    cdef public WebSocket ws
-    cdef public object loop, listener, sink, transport, peer, _on_open, _on_finish
-    cdef public object write_limit, max_write_buffer, max_queue, close_timeout
-    cdef public bint flush_scheduled, in_read, paused_writing, paused_reading, finished
-    cdef public object _drain_waiters, closed_future, opened_future, last_recv, created
-    cdef public object close_started, ping_sent
+    cdef public object loop, front, sink, sink_error, sink_arg, inbox, transport, peer
+    cdef public object write_limit, max_write_buffer, close_timeout, ping_interval, ping_timeout
+    cdef public object open_timeout
+    cdef public Py_ssize_t max_queue
+    cdef public bint hold_reading, flush_scheduled, in_read, paused_writing, paused_reading, finished
+    cdef public object _drain_waiters, closed_future, created, last_recv, close_started, ping_sent
     cdef public long long reads, seen_reads
-    cdef public object _buffer
+    cdef public object _buffer, _ticker
     cdef public Writer _writer
     cdef dict __dict__
     cdef object __weakref__
 
-    cpdef _check_queue(self)
-    cpdef after_send(self, object queued)
+    # Not cpdef: reached only from buffer_updated and data_received, so a
+    # plain C method (its def in the .py becomes cdef when compiled).
+    cdef _received(self, object data, object size)
+    cpdef pause_reading(self)
+    cpdef resume_reading(self)
+    cpdef taken(self)
+    cpdef after_send(self, object more_coming)
     cpdef schedule_flush(self)
     @cython.locals(conn=CConnection)
     cpdef flush(self)
+    cpdef close(self, object code=*, object reason=*)

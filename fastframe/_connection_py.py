@@ -1,8 +1,12 @@
-"""The asyncio connection object handlers use: ``async for message in ws``.
+"""The asyncio layer: the one transport core, and the connection object
+handlers use (``async for message in ws``).
 
-Rules of this module: it moves bytes between an asyncio transport and the
-sans-I/O :class:`~fastframe.protocol.Connection`; everything RFC 6455 is
-decided there.  The read path is an :class:`asyncio.BufferedProtocol` that
+Rules of this module: :class:`StreamCore` moves bytes between an asyncio
+transport and the sans-I/O :class:`~fastframe.protocol.Connection`, under
+the server, the client and the uvicorn adapter; everything RFC 6455 is
+decided in the Connection, and what events mean to an application is decided
+by a front end (:class:`WebSocket` here, the ASGI mapping in the uvicorn
+adapter).  The read path is an :class:`asyncio.BufferedProtocol` that
 reads into one buffer shared by every connection of a loop (a read is parsed
 before the next one starts, and the parser copies what it keeps), so an idle
 connection holds no read buffer at all.  Writes produced while handling one
@@ -18,12 +22,13 @@ import asyncio
 import itertools
 import logging
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Generator, Sequence
-from typing import Any, Callable, Union, cast
+from typing import Any, Callable, Union
 
 from ._impl import load
-from .exceptions import ConcurrencyError, ConnectionClosed
+from .exceptions import ConcurrencyError, ConnectionClosed, LocalProtocolError
 from .handshake import Headers, Request
 from .protocol import Closed, Connection, Message, Opened, Ping, Pong, Rejected, State
 
@@ -34,20 +39,24 @@ __all__ = [
     "READ_SIZE",
     "ConnectionClosed",
     "Listener",
-    "ProtocolCore",
+    "StreamCore",
+    "StreamProtocol",
+    "Ticker",
     "WebSocket",
-    "WebSocketProtocol",
     "Writer",
     "direct_send_fd",
     "keepalive_action",
     "shared_read_buffer",
     "tick_period",
+    "ticker_for",
     "writelines_pauses",
 ]
 
 log = logging.getLogger("fastframe")
 
 _OPEN = State.OPEN
+_CONNECTING = State.CONNECTING
+_CLOSED = State.CLOSED
 _aio = load("_aio")
 _try_send: Callable[[int, list[bytes]], bytes | None] = _aio.try_send
 
@@ -70,7 +79,7 @@ def _listener_failed(ws: WebSocket, exc: Exception) -> None:
     """A listener's on_message raised: log it, close with 1011 (§7.4.1)."""
     proto = ws._proto
     log.error("listener error on #%d %s", ws.id, proto.peer, exc_info=exc)
-    proto.close(1011, "internal error")
+    StreamCore.close(proto, 1011, "internal error")
 
 
 # What every read hands the parser for a listener that raised (a C global
@@ -254,12 +263,26 @@ class WebSocket:
     in which case it waits for it to drain.
     """
 
-    def __init__(self, proto: ProtocolCore) -> None:
+    def __init__(
+        self,
+        proto: StreamCore,
+        on_open: Callable[[WebSocket], None] | None = None,
+        on_finish: Callable[[WebSocket], None] | None = None,
+    ) -> None:
         self._proto = proto
         self.id = next(_ids)
         self._messages: deque[Data] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._pong_waiters: list[tuple[bytes, asyncio.Future[float]]] = []
+        self._on_open = on_open
+        self._on_finish = on_finish
+        self.listener: Listener | None = None
+        #: Set when the opening handshake ends: None once open, the
+        #: Rejected event when it was refused or lost.
+        self.opened: asyncio.Future[Rejected | None] = proto.loop.create_future()
+        # This object is the core's front end; the handler's queue is where
+        # the parser hands whole messages, and the core's inbox.
+        proto.attach(self, _deliver, _on_listener_error, self._messages)
 
     # -- facts ------------------------------------------------------------------
 
@@ -343,8 +366,8 @@ class WebSocket:
                 if self._waiter is waiter:  # not yet cleared by _deliver
                     self._waiter = None
         msg = _popleft(messages)
-        if proto.paused_reading and len(messages) < proto.max_queue // 2:
-            proto.resume_reading()
+        if proto.paused_reading:
+            StreamCore.taken(proto)
         return msg
 
     async def recv(self) -> Data:
@@ -376,6 +399,71 @@ class WebSocket:
             if not fut.done():
                 fut.set_exception(self._closed())
         self._pong_waiters.clear()
+
+    # -- the core's front end ---------------------------------------------------------
+
+    def set_listener(self, listener: Listener) -> None:
+        """Hand this connection's messages to ``listener`` from now on."""
+        self.listener = listener
+        proto = self._proto
+        proto.sink = listener.on_message
+        proto.inbox = None
+
+    def _on_events(self, events: Sequence[Any]) -> None:
+        """What a read produced besides the messages the sink took."""
+        proto = self._proto
+        listener = self.listener
+        for ev in events:
+            t = type(ev)
+            if t is Message:
+                if listener is None:
+                    self._deliver(ev.data)
+                else:
+                    try:
+                        listener.on_message(self, ev.data)
+                    except Exception as exc:  # noqa: BLE001 - user code: report, close with 1011
+                        _listener_failed(self, exc)
+            elif t is Ping:
+                pass  # the pong is already queued by the Connection
+            elif t is Pong:
+                self._pong(ev.payload)
+            elif t is Opened:
+                proto.last_recv = proto.loop.time()
+                if not self.opened.done():
+                    self.opened.set_result(None)
+                if self._on_open is not None:
+                    self._on_open(self)
+                # Frames can follow the handshake in the same read: a
+                # listener installed by on_open must receive them.
+                listener = self.listener
+            elif t is Closed:
+                if ev.error is not None:
+                    log.info("%s failed the connection: %s (close %d)", proto.peer, ev.error, ev.code)
+                proto.finish()
+            elif t is Rejected:
+                if not self.opened.done():
+                    self.opened.set_result(ev)
+                if ev.status >= 400:
+                    log.info("%s: HTTP %d instead of an upgrade: %s", proto.peer, ev.status,
+                             ev.reason.splitlines()[0] if ev.reason else "")
+                else:
+                    log.info("%s: HTTP %d", proto.peer, ev.status)
+                proto.finish()
+
+    def _on_lost(self) -> None:
+        """The transport is gone: wake whoever waits, tell the listener."""
+        proto = self._proto
+        self._wake()
+        if not self.opened.done():
+            self.opened.set_result(Rejected(0, "connection lost during the handshake"))
+        conn = proto.conn
+        if self.listener is not None and self.opened.result() is None:
+            try:
+                self.listener.on_close(self, conn.close_code or 1006, conn.close_reason)
+            except Exception:
+                log.exception("listener error in on_close on #%d %s", self.id, proto.peer)
+        if self._on_finish is not None:
+            self._on_finish(self)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -410,7 +498,7 @@ class WebSocket:
             raise self._closed()
         conn.send(message, compress)
         if not proto.in_read:  # inside a read, the write at its end takes it
-            ProtocolCore.after_send(proto, self._messages)
+            StreamCore.after_send(proto, self._messages)
 
     async def ping(self, payload: bytes = b"") -> asyncio.Future[float]:
         """Send a ping; the returned future resolves with the round-trip time
@@ -425,7 +513,7 @@ class WebSocket:
         self._pong_waiters.append((payload, fut))
         fut._ff_sent = proto.loop.time()  # type: ignore[attr-defined]
         conn.send_ping(payload)
-        proto.schedule_flush()
+        StreamCore.schedule_flush(proto)
         return fut
 
     def _pong(self, payload: bytes) -> None:
@@ -454,38 +542,118 @@ _deliver = getattr(WebSocket, "_deliver")  # noqa: B009
 _wait_next: Callable[[WebSocket], Awaitable[Data]] = getattr(WebSocket, "_next_message")  # noqa: B009
 
 
-class ProtocolCore:
-    """Transport glue for one connection (server or client side): all of
-    WebSocketProtocol but its asyncio base class, which a compiled class
-    cannot have (the compiled layer declares this one in _connection_c.pxd)."""
+class Ticker:
+    """One timer per event loop that runs every connection's timeouts.
+
+    Each :class:`StreamCore` of the loop is added while it lives; every
+    ``period`` seconds (a quarter of the shortest timeout among them, see
+    :func:`tick_period`) the ticker calls its ``tick``.  One timer for all
+    connections instead of one or more per connection: an idle connection
+    costs a set entry, not a scheduled callback.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.cores: set[StreamCore] = set()
+        self.period = 1.0
+        self.handle: asyncio.TimerHandle | None = None
+
+    def add(self, core: StreamCore) -> None:
+        self.cores.add(core)
+        period = tick_period(core.ping_interval, core.ping_timeout, core.open_timeout, core.close_timeout)
+        if self.handle is None or period < self.period:
+            self.period = period
+            if self.handle is not None:
+                self.handle.cancel()
+            self.handle = self.loop.call_later(period, self._tick)
+
+    def discard(self, core: StreamCore) -> None:
+        self.cores.discard(core)
+        if not self.cores and self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+            self.period = 1.0
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        for core in list(self.cores):
+            core.tick(now)
+        self.handle = self.loop.call_later(self.period, self._tick) if self.cores else None
+
+
+def ticker_for(loop: asyncio.AbstractEventLoop) -> Ticker:
+    """The ticker of ``loop`` (made on first use)."""
+    ticker: Ticker | None = _tickers.get(loop)
+    if ticker is None:
+        ticker = _tickers[loop] = Ticker(loop)
+    return ticker
+
+
+_tickers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Ticker] = weakref.WeakKeyDictionary()
+
+
+def _discard_message(arg: object, message: Data) -> None:
+    """A sink that drops what it is given (a front end past its close)."""
+
+
+def _log_sink_error(arg: object, exc: Exception) -> None:  # pragma: no cover - front ends set their own
+    log.error("message sink failed", exc_info=exc)
+
+
+class StreamCore:
+    """The one transport core: moves bytes between an asyncio transport and a
+    sans-I/O :class:`~fastframe.protocol.Connection`, under the server, the
+    client and the uvicorn adapter alike.
+
+    It owns the read path (the shared read buffer, ``Connection.receive_into``
+    with the front end's message sink), write coalescing (everything the
+    connection queued in ``conn.output`` leaves in one write per read, or per
+    loop iteration for sends from tasks; see :class:`Writer`), flow control
+    (the high-water mark and ``drain``, the hard cap ``max_write_buffer``,
+    and pausing reading while the front end's ``inbox`` holds ``max_queue``
+    messages), keepalive, and the opening and closing timeouts (through the
+    loop's :class:`Ticker`).  What the events mean to an application is the
+    front end's: an object with ``_on_events(events)`` (every event the read
+    produced besides the messages handed to ``sink``) and ``_on_lost()``
+    (the transport is gone).  All of the asyncio protocol but its base class,
+    which a compiled class cannot have: :class:`StreamProtocol` adds it.
+    """
 
     def __init__(
         self,
         conn: Connection,
         *,
         loop: asyncio.AbstractEventLoop,
-        on_open: Callable[[WebSocketProtocol], None] | None = None,
-        on_finish: Callable[[WebSocketProtocol], None] | None = None,
         write_limit: int = 64 * 1024,
         max_write_buffer: int | None = 16 * 1024 * 1024,
         max_queue: int = 32,
         close_timeout: float = 10.0,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
+        open_timeout: float | None = None,
     ) -> None:
         self.conn = conn
         self.loop = loop
-        self.ws = WebSocket(self)
-        self.listener: Listener | None = None
-        # Where the parser hands whole messages: the handler's queue, or the
-        # listener's on_message (bound once in set_listener, not per read).
-        self.sink: Callable[[WebSocket, Data], object] = _deliver
+        self.front: Any = None
+        # Where the parser hands whole messages during a read: sink(arg, m),
+        # and sink_error(arg, exc) when the sink raised.
+        self.sink: Callable[[Any, Data], object] = _discard_message
+        self.sink_error: Callable[[Any, Exception], object] = _log_sink_error
+        self.sink_arg: Any = None
+        # The front end's queue of received messages, if it has one: reading
+        # pauses while it holds max_queue of them (back-pressure to the peer
+        # through TCP, as websockets does), and resumes at half of that.
+        self.inbox: deque[Any] | None = None
+        self.max_queue = max_queue
+        self.hold_reading = False  # the front end keeps reading paused
         self.transport: asyncio.Transport | None = None
         self.peer: Any = None
-        self._on_open = on_open
-        self._on_finish = on_finish
         self.write_limit = write_limit
         self.max_write_buffer = max_write_buffer
-        self.max_queue = max_queue
         self.close_timeout = close_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.open_timeout = open_timeout
         self.flush_scheduled = False
         self.in_read = False
         self.paused_writing = False
@@ -493,15 +661,26 @@ class ProtocolCore:
         self._drain_waiters: list[asyncio.Future[None]] = []
         self.finished = False
         self.closed_future: asyncio.Future[None] = loop.create_future()
-        self.opened_future: asyncio.Future[Rejected | None] = loop.create_future()
-        self.last_recv = loop.time()
-        self.created = self.last_recv
+        self.created = self.last_recv = loop.time()
         self.reads = 0  # reads so far; seen_reads is the count at the last tick
         self.seen_reads = 0
-        self.close_started = 0.0
+        self.close_started: float | None = None
         self.ping_sent: float | None = None  # the last keepalive ping
         self._buffer = shared_read_buffer()
         self._writer: Writer | None = None
+        self._ticker: Ticker | None = None
+
+    def attach(self, front: Any, sink: Callable[[Any, Data], object],
+               sink_error: Callable[[Any, Exception], object], inbox: deque[Any] | None) -> None:
+        """Make ``front`` this core's front end: whole messages go to
+        ``sink(front, message)`` (``sink_error(front, exc)`` if it raises),
+        events to ``front._on_events``, the end to ``front._on_lost``; reading
+        pauses while ``inbox`` (None: no queue) holds ``max_queue`` items."""
+        self.front = front
+        self.sink = sink
+        self.sink_error = sink_error
+        self.sink_arg = front
+        self.inbox = inbox
 
     # -- transport callbacks ------------------------------------------------------------
 
@@ -510,149 +689,109 @@ class ProtocolCore:
         self.peer = transport.get_extra_info("peername")
         self._writer = Writer(transport)
         transport.set_write_buffer_limits(high=self.write_limit)  # type: ignore[attr-defined]
-        if self.conn.client:
-            self.flush()
-        elif self.conn.state is State.CLOSED:
-            # Refused before it started (max_connections, shutting down):
-            # answer at once and hang up.
-            self.flush()
+        self._ticker = ticker_for(self.loop)
+        self._ticker.add(self)
+        # A client's request, or a refusal queued before the connection
+        # started (max_connections, shutting down): it leaves now, and a
+        # refused connection is hung up at once.
+        StreamCore.flush(self)
+        if self.conn.state is _CLOSED:
             transport.close()
-
-    def set_listener(self, listener: Listener) -> None:
-        """Hand this connection's messages to ``listener`` from now on."""
-        self.listener = listener
-        self.sink = listener.on_message
 
     def get_buffer(self, sizehint: int) -> bytearray:
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        # A count, not a clock read per read: the server's ticker turns a
-        # changed count into last_recv (keepalive: any bytes are life).
+        StreamCore._received(self, self._buffer, nbytes)
+
+    def data_received(self, data: Any) -> None:
+        StreamCore._received(self, data, -1)
+
+    def _received(self, data: Any, size: int) -> None:
+        """The bytes read: all of ``data``, or its first ``size`` bytes."""
+        # A count, not a clock read per read: tick() turns a changed count
+        # into last_recv (keepalive: any bytes are life).
         self.reads += 1
         # The per-message fast path: messages go from the parser straight to
-        # the listener's on_message, or to the handler's queue, with no
-        # event object in between; what they send leaves in one write below.
-        # During the handshake nothing goes that way: Opened (or Rejected)
-        # comes first, and _handle takes it and what follows in order.
-        ws = self.ws
+        # the sink, with no event object in between; what the front end
+        # sends meanwhile leaves in one write below.
         self.in_read = True
         try:
             try:
-                events = self.conn.receive_into(self._buffer, self.sink, _on_listener_error, ws, nbytes)
+                events = self.conn.receive_into(data, self.sink, self.sink_error, self.sink_arg, size)
             except Exception:  # pragma: no cover - a bug in fastframe, not the peer
                 log.exception("internal error on connection from %s", self.peer)
                 self.abort()
                 return
             # Pings, pongs, a close, and messages that came after them: what
-            # listeners send while these are handled joins the same write.
+            # the front end sends while it handles them joins the same write.
             if events:
-                self._handle(events)
-            elif self.listener is None:
-                ProtocolCore._check_queue(self)
+                self.front._on_events(events)
+            inbox = self.inbox
+            if inbox is not None and self.max_queue and len(inbox) >= self.max_queue:
+                StreamCore.pause_reading(self)
         finally:
             self.in_read = False
-        ProtocolCore.flush(self)
-
-    def _handle(self, events: Sequence[Any]) -> None:
-        ws = self.ws
-        listener = self.listener
-        for ev in events:
-            t = type(ev)
-            if t is Message:
-                if listener is None:
-                    ws._deliver(ev.data)
-                else:
-                    try:
-                        listener.on_message(ws, ev.data)
-                    except Exception:
-                        log.exception("listener error on #%d %s", ws.id, self.peer)
-                        self.close(1011, "internal error")
-            elif t is Ping:
-                pass  # the pong is already queued by the Connection
-            elif t is Pong:
-                ws._pong(ev.payload)
-            elif t is Opened:
-                self.last_recv = self.loop.time()
-                if not self.opened_future.done():
-                    self.opened_future.set_result(None)
-                if self._on_open is not None:
-                    self._on_open(cast("WebSocketProtocol", self))  # only ever one
-                # Frames can follow the handshake in the same read: a
-                # listener installed by on_open must receive them.
-                listener = self.listener
-            elif t is Closed:
-                if ev.error is not None:
-                    log.info("%s failed the connection: %s (close %d)", self.peer, ev.error, ev.code)
-                self._finish_soon()
-            elif t is Rejected:
-                if not self.opened_future.done():
-                    self.opened_future.set_result(ev)
-                if ev.status >= 400:
-                    log.info("%s: HTTP %d instead of an upgrade: %s", self.peer, ev.status,
-                             ev.reason.splitlines()[0] if ev.reason else "")
-                else:
-                    log.info("%s: HTTP %d", self.peer, ev.status)
-                self._finish_soon()
-        if listener is None:
-            self._check_queue()
-
-    def _check_queue(self) -> None:
-        if self.max_queue and len(self.ws._messages) >= self.max_queue and not self.paused_reading:
-            # The handler is not keeping up: stop reading until it catches up
-            # (back-pressure to the peer through TCP, as websockets does).
-            self.pause_reading()
-
-    def _finish_soon(self) -> None:
-        # §7.1.1: after the close handshake the server closes TCP first; the
-        # client waits a little for it.
-        self.flush()
-        if self.transport is not None:
-            if self.conn.client:
-                self.loop.call_later(self.close_timeout / 10, self._close_transport)
-            else:
-                self.transport.close()
-
-    def _close_transport(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        StreamCore.flush(self)
 
     def eof_received(self) -> bool | None:
-        self._handle(self.conn.receive_eof())
-        return None
+        events = self.conn.receive_eof()
+        if events:
+            self.front._on_events(events)
+        return None  # let the transport close
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self.conn.state is not State.CLOSED:
-            self.conn.receive_eof()
+        if self.conn.state is not _CLOSED:
+            self.conn.receive_eof()  # §7.1.5: 1006
         self.finished = True
-        self.ws._wake()
+        if self._ticker is not None:
+            self._ticker.discard(self)
         for w in self._drain_waiters:
             if not w.done():
                 w.set_result(None)
         self._drain_waiters.clear()
-        if not self.opened_future.done():
-            self.opened_future.set_result(Rejected(0, "connection lost during the handshake"))
         if not self.closed_future.done():
             self.closed_future.set_result(None)
-        if self.listener is not None and self.opened_future.done() and self.opened_future.result() is None:
-            try:
-                self.listener.on_close(self.ws, self.conn.close_code or 1006, self.conn.close_reason)
-            except Exception:
-                log.exception("listener error in on_close on #%d %s", self.ws.id, self.peer)
-        if self._on_finish is not None:
-            self._on_finish(cast("WebSocketProtocol", self))
+        if self.front is not None:
+            self.front._on_lost()
 
-    def keepalive(self, now: float, interval: float, timeout: float | None) -> None:
-        """One keepalive check of an OPEN connection, run periodically (the
-        server's ticker, the client's timer): a ping (§5.5.2) after
-        ``interval`` seconds without inbound bytes, and close with 1011 when
-        nothing came for ``timeout`` seconds after it (keepalive_action)."""
+    # -- timers: opening handshake, keepalive, closing -----------------------------------
+
+    def tick(self, now: float) -> None:
+        """One check of this connection's timeouts (the loop's Ticker)."""
+        if self.finished:
+            return
+        state = self.conn.state
+        if state is _OPEN:
+            if self.ping_interval is not None:
+                self.keepalive(now)
+        elif state is _CONNECTING:
+            # A handshake that does not finish in time (slowloris) is cut.
+            if self.open_timeout is not None and now - self.created > self.open_timeout:
+                log.info("%s: opening handshake timed out", self.peer)
+                self.abort()
+        else:
+            # CLOSING (our close frame sent), or CLOSED with the transport
+            # not gone yet (bytes queued for a peer that may have stopped
+            # reading): §7.1.1 waits for the peer, but not for ever.
+            if self.close_started is None:
+                self.close_started = now
+            elif now - self.close_started > self.close_timeout:
+                log.info("%s: connection not closed within %.1f s, aborting", self.peer, self.close_timeout)
+                self.abort()
+
+    def keepalive(self, now: float) -> None:
+        """One keepalive check of an OPEN connection: a ping (§5.5.2) after
+        ``ping_interval`` seconds without inbound bytes, and close with 1011
+        and abort when nothing came for ``ping_timeout`` seconds after it
+        (keepalive_action)."""
         # Reads are counted, and turned into last_recv here, to keep the clock
         # out of the read path.
         if self.reads != self.seen_reads:
             self.seen_reads = self.reads
             self.last_recv = now
-        action = keepalive_action(now, self.last_recv, self.ping_sent, interval, timeout)
+        action = keepalive_action(now, self.last_recv, self.ping_sent, self.ping_interval,  # type: ignore[arg-type]
+                                  self.ping_timeout)
         if action == KEEPALIVE_TIMEOUT:
             log.info("%s: keepalive ping timeout", self.peer)
             self.close(1011, "keepalive ping timeout")
@@ -660,7 +799,7 @@ class ProtocolCore:
         elif action == KEEPALIVE_PING:
             self.ping_sent = now
             self.conn.send_ping(b"ka" + int(now * 1000).to_bytes(8, "big"))
-            self.flush()
+            StreamCore.flush(self)
 
     # -- flow control ------------------------------------------------------------------
 
@@ -675,6 +814,7 @@ class ProtocolCore:
         self._drain_waiters.clear()
 
     async def drain(self) -> None:
+        """Wait while the transport's buffer is over the high-water mark."""
         if self.paused_writing and not self.finished:
             w = self.loop.create_future()
             self._drain_waiters.append(w)
@@ -686,27 +826,35 @@ class ProtocolCore:
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.transport is not None and self.paused_reading:
+        if self.transport is not None and self.paused_reading and not self.hold_reading:
             self.paused_reading = False
             self.transport.resume_reading()
 
+    def taken(self) -> None:
+        """The front end took a message from its inbox: resume reading once
+        it is down to half of ``max_queue`` (empty, for a max_queue of 1)."""
+        if self.paused_reading:
+            inbox = self.inbox
+            if inbox is None or not self.max_queue or len(inbox) <= self.max_queue // 2:
+                StreamCore.resume_reading(self)
+
     # -- writing ------------------------------------------------------------------------
 
-    def after_send(self, queued: deque[Data]) -> None:
-        """Decide when a message a handler just sent leaves.
+    def after_send(self, more_coming: object) -> None:
+        """Decide when what a front end just sent leaves.
 
-        While the handler still has received messages queued it will likely
-        answer them in the same task step, so the write waits for the end of
-        the loop iteration (one write for the batch).  When its queue is
-        empty the batch is over: write now, without the extra loop
-        iteration a deferred flush costs in latency.
+        While a task still has received messages to answer (``more_coming``
+        true), it will likely answer them in the same step, so the write waits
+        for the end of the loop iteration (one write for the batch); else it
+        leaves now, without the extra loop iteration a deferred flush costs.
+        Inside a read, the write at its end takes it.
         """
         if self.in_read or self.flush_scheduled:
-            return  # the read (buffer_updated), or the scheduled flush, writes it
-        if queued:
-            ProtocolCore.schedule_flush(self)
+            return  # the read, or the scheduled flush, writes it
+        if more_coming:
+            StreamCore.schedule_flush(self)
         else:
-            ProtocolCore.flush(self)
+            StreamCore.flush(self)
 
     def schedule_flush(self) -> None:
         if not self.flush_scheduled:
@@ -714,14 +862,16 @@ class ProtocolCore:
             self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
+        """Write what the connection queued (``conn.output``), in one write."""
         self.flush_scheduled = False
         conn = self.conn
         out = conn.output
         if not out:
             return
         t = self.transport
-        if t is None:  # connection lost: nowhere to write
-            out.clear()
+        if t is None or self.finished:  # not connected yet, or gone: nowhere to write
+            if self.finished:
+                out.clear()
             return
         # The list is emptied and kept (not replaced per write); the writer
         # copies what it hands on.  Emptied whatever happens: a byte string
@@ -742,33 +892,53 @@ class ProtocolCore:
     def write_raw(self, data: bytes) -> None:
         """Write pre-encoded frame bytes (broadcast) after what is queued."""
         self.conn.output.append(data)
-        self.flush()
+        StreamCore.flush(self)
 
     # -- closing ----------------------------------------------------------------------------
 
     def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake (§7.1.2), or refuse a handshake still
+        under way with 503; the peer has ``close_timeout`` to answer."""
         conn = self.conn
-        if conn.state is State.OPEN:
-            conn.send_close(code, reason)
+        if conn.state is _OPEN:
+            try:
+                conn.send_close(code, reason)
+            except LocalProtocolError:
+                # A code that may not be sent (1005, 1006, 1015, ...).
+                conn.send_close(1000, "")
             self.close_started = self.loop.time()
-            self.flush()
-            # §7.1.1: wait for the peer's close, but not forever.
-            self.loop.call_later(self.close_timeout, self._close_timed_out)
-        elif conn.state is State.CONNECTING and not conn.client:
+            # Whatever was paused must flow again, or the peer's close frame
+            # is never read.
+            self.hold_reading = False
+            StreamCore.resume_reading(self)
+            StreamCore.flush(self)
+        elif conn.state is _CONNECTING and not conn.client:
             conn.reject(503, "server shutting down")
-            self.flush()
-            self._close_transport()
+            StreamCore.flush(self)
+            self.close_transport()
 
-    def _close_timed_out(self) -> None:
-        if not self.finished:
-            log.info("%s: no close frame within %.1f s, aborting", self.peer, self.close_timeout)
-            self.abort()
+    def finish(self) -> None:
+        """The close handshake is over or the connection failed (a Closed or
+        Rejected event): write what is left and end TCP, server first
+        (§7.1.1: the client waits a little for the server to close it)."""
+        StreamCore.flush(self)
+        if self.close_started is None:
+            self.close_started = self.loop.time()
+        if self.transport is not None:
+            if self.conn.client:
+                self.loop.call_later(self.close_timeout / 10, self.close_transport)
+            else:
+                self.transport.close()
+
+    def close_transport(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
 
 
-class WebSocketProtocol(ProtocolCore, asyncio.BufferedProtocol):
-    """An :class:`asyncio.BufferedProtocol` for one connection (asyncio's own
-    transports check that base class; uvloop only needs the methods)."""
+class StreamProtocol(StreamCore, asyncio.BufferedProtocol):
+    """:class:`StreamCore` as an :class:`asyncio.BufferedProtocol` (asyncio's
+    own transports check that base class; uvloop only needs the methods)."""

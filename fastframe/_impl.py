@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import platform
+import sys
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -42,7 +42,7 @@ def _compiled_installed() -> bool:
     return all(importlib.util.find_spec(f"{__package__}.{stem}_c") is not None for stem in COMPILED)
 
 
-if NO_EXTENSIONS or platform.python_implementation() != "CPython":
+if NO_EXTENSIONS or sys.implementation.name != "cpython":
     IMPLEMENTATION = "py"
 elif _compiled_installed():
     IMPLEMENTATION = "c"

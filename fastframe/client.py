@@ -12,10 +12,10 @@ import ssl as ssl_module
 import urllib.parse
 from typing import Any
 
-from .connection import WebSocket, WebSocketProtocol, tick_period
+from .connection import StreamProtocol, WebSocket
 from .deflate import DeflateConfig
 from .exceptions import HandshakeTimeout, InvalidResponse, InvalidStatus, InvalidURI
-from .protocol import Connection, Rejected, State
+from .protocol import Connection, Rejected
 
 __all__ = ["InvalidURI", "connect"]
 
@@ -67,17 +67,19 @@ class _Connect:
             compression=kw["compression"], extra_headers=kw["extra_headers"],
         )
         conn.connect(host_header, path, origin=kw["origin"])
-        proto = WebSocketProtocol(
+        proto = StreamProtocol(
             conn, loop=loop, write_limit=kw["write_limit"], max_write_buffer=kw["max_write_buffer"],
             max_queue=kw["max_queue"], close_timeout=kw["close_timeout"],
+            ping_interval=kw["ping_interval"], ping_timeout=kw["ping_timeout"],
         )
+        ws = WebSocket(proto)
         await asyncio.wait_for(
             loop.create_connection(lambda: proto, host, port, ssl=ssl,
                                    server_hostname=host if ssl is not None else None),
             kw["open_timeout"],
         )
         try:
-            rejected = await asyncio.wait_for(asyncio.shield(proto.opened_future), kw["open_timeout"])
+            rejected = await asyncio.wait_for(asyncio.shield(ws.opened), kw["open_timeout"])
         except asyncio.TimeoutError:
             proto.abort()
             raise HandshakeTimeout(0, "timed out waiting for the handshake response") from None
@@ -91,26 +93,8 @@ class _Connect:
             if conn.close_code == 1006:  # the connection ended before a whole answer
                 raise HandshakeTimeout(0, rejected.reason)
             raise InvalidResponse(0, rejected.reason)  # not an HTTP response
-        self.ws = proto.ws
-        interval = kw["ping_interval"]
-        if interval is not None:
-            self._keepalive(proto, interval, kw["ping_timeout"])
-        return proto.ws
-
-    @staticmethod
-    def _keepalive(proto: WebSocketProtocol, interval: float, timeout: float | None) -> None:
-        """The client's keepalive: the server's check (ProtocolCore.keepalive)
-        on a timer of its own, until the connection is no longer open."""
-        loop = proto.loop
-        period = tick_period(interval, timeout)
-
-        def check() -> None:
-            if proto.finished or proto.conn.state is not State.OPEN:
-                return
-            proto.keepalive(loop.time(), interval, timeout)
-            loop.call_later(period, check)
-
-        loop.call_later(period, check)  # last_recv was set when Opened came
+        self.ws = ws
+        return ws
 
     def __await__(self):  # type: ignore[no-untyped-def]
         return self._open().__await__()

@@ -28,7 +28,7 @@ from typing import (
 )
 
 from ._impl import codec
-from .connection import Listener, WebSocket, WebSocketProtocol, tick_period
+from .connection import Listener, StreamProtocol, WebSocket
 from .deflate import DeflateConfig
 from .exceptions import ConnectionClosed
 from .handshake import Request
@@ -60,7 +60,7 @@ class Server:
     ) -> None:
         self.handler = handler
         # Passed as they are to each connection's Connection and
-        # WebSocketProtocol (see serve() for what they mean).
+        # StreamProtocol (see serve() for what they mean).
         self._connection_options = connection_options
         self._protocol_options = protocol_options
         self.close_timeout: float = protocol_options["close_timeout"]
@@ -69,45 +69,46 @@ class Server:
         self.open_timeout = open_timeout
         self.max_connections = max_connections
         self.loop = asyncio.get_running_loop()
-        self.protocols: set[WebSocketProtocol] = set()
+        self.protocols: set[StreamProtocol] = set()
         self.connections: set[WebSocket] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.AbstractServer | None = None
-        self._ticker: asyncio.TimerHandle | None = None
         self._closing = False
         self._port = 0
 
     # -- protocol factory ---------------------------------------------------------------
 
-    def _make_protocol(self) -> WebSocketProtocol:
+    def _make_protocol(self) -> StreamProtocol:
         conn = Connection(client=False, **self._connection_options)
-        proto = WebSocketProtocol(
-            conn, loop=self.loop, on_open=self._on_open, on_finish=self._on_finish, **self._protocol_options
+        proto = StreamProtocol(
+            conn, loop=self.loop, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+            open_timeout=self.open_timeout, **self._protocol_options,
         )
+        WebSocket(proto, on_open=self._on_open, on_finish=self._on_finish)
         if self._closing or (self.max_connections is not None and len(self.protocols) >= self.max_connections):
             conn.reject(503, "too many connections" if not self._closing else "server shutting down")
         self.protocols.add(proto)
         return proto
 
-    def _on_open(self, proto: WebSocketProtocol) -> None:
-        ws = proto.ws
+    def _on_open(self, ws: WebSocket) -> None:
+        proto = ws._proto
         log.info("open #%d %s %s", ws.id, proto.peer, ws.path)
         self.connections.add(ws)
         if isinstance(self.handler, type) and issubclass(self.handler, Listener):
             listener = self.handler()
-            proto.set_listener(listener)
+            ws.set_listener(listener)
             try:
                 listener.on_open(ws)
             except Exception:
                 log.exception("listener error in on_open on #%d %s", ws.id, proto.peer)
                 proto.close(1011, "internal error")
             return
-        task = self.loop.create_task(self._run(proto))
+        task = self.loop.create_task(self._run(ws))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _run(self, proto: WebSocketProtocol) -> None:
-        ws = proto.ws
+    async def _run(self, ws: WebSocket) -> None:
+        proto = ws._proto
         try:
             await cast(Callable[[WebSocket], Awaitable[Any]], self.handler)(ws)
         except ConnectionClosed:
@@ -116,37 +117,22 @@ class Server:
             log.exception("handler error on #%d %s", ws.id, proto.peer)
             proto.close(1011, "internal error")
             return
+        except asyncio.CancelledError:
+            # The handler was cancelled, or let through the cancellation of
+            # something it awaited: it is over either way, and the peer
+            # learns it as from any handler that failed (§7.4.1, as
+            # websockets does); the cancellation goes on up.
+            log.info("handler cancelled on #%d %s", ws.id, proto.peer)
+            proto.close(1011, "internal error")
+            raise
         # Returning from the handler closes the connection normally.
         proto.close(1000, "")
 
-    def _on_finish(self, proto: WebSocketProtocol) -> None:
-        self.protocols.discard(proto)
-        ws = proto.ws
+    def _on_finish(self, ws: WebSocket) -> None:
+        self.protocols.discard(ws._proto)
         if ws in self.connections:
             self.connections.discard(ws)
-            log.info("close #%d %s code=%s", ws.id, proto.peer, proto.conn.close_code)
-
-    # -- timers: handshake timeout, keepalive, close timeout ----------------------------
-
-    def _tick(self) -> None:
-        now = self.loop.time()
-        for proto in list(self.protocols):
-            state = proto.conn.state
-            if state is State.CONNECTING:
-                # A handshake that does not finish in time (slowloris) is cut.
-                if self.open_timeout is not None and now - proto.created > self.open_timeout:
-                    log.info("%s: opening handshake timed out", proto.peer)
-                    proto.abort()
-            elif state is State.OPEN:
-                if self.ping_interval is not None:
-                    proto.keepalive(now, self.ping_interval, self.ping_timeout)
-            elif state is State.CLOSING and now - proto.close_started > self.close_timeout:
-                proto.abort()
-        self._schedule_tick()
-
-    def _schedule_tick(self) -> None:
-        self._ticker = self.loop.call_later(
-            tick_period(self.ping_interval, self.open_timeout, self.close_timeout), self._tick)
+            log.info("close #%d %s code=%s", ws.id, ws._proto.peer, ws._proto.conn.close_code)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -193,8 +179,6 @@ class Server:
                 proto.abort()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=self.close_timeout)
-        if self._ticker is not None:
-            self._ticker.cancel()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -242,7 +226,6 @@ class _Serve:
             server._server = await loop.create_server(server._make_protocol, host, port, ssl=ssl)
         socks = getattr(server._server, "sockets", ())
         server._port = int(socks[0].getsockname()[1]) if socks else 0
-        server._schedule_tick()
         self.server = server
         return server
 

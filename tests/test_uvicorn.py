@@ -487,11 +487,11 @@ def test_max_queue_pauses_reading(fastframe_ws: str) -> None:
             for _ in range(2000):  # 2 MB, while the app reads nothing
                 await c.send(b"m" * 1000)
             await asyncio.sleep(0.2)
-            (proto,) = [p for p in server.server_state.connections if hasattr(p, "_queue")]
+            (proto,) = [p for p in server.server_state.connections if hasattr(p, "asgi")]
             # Reading paused at the limit: what one read holds (64 KiB with a
             # buffered transport, 256 KiB without) past it at most.
-            assert len(proto._queue) <= 4 + 270
-            assert proto._reading_paused
+            assert len(proto.asgi._queue) <= 4 + 270
+            assert proto.paused_reading
             assert await c.recv() == "got 2000"
 
     run(go())
@@ -563,23 +563,23 @@ def test_a_receive_cancelled_after_delivery_loses_nothing(fastframe_ws: str) -> 
         loop = asyncio.get_running_loop()
         state = SimpleNamespace(connections=set(), tasks=set(), default_headers=[])
         proto = Protocol(uvicorn.Config(app, ws=fastframe_ws), state, {}, _loop=loop)
-        task = asyncio.ensure_future(proto.receive())
+        task = asyncio.ensure_future(proto.asgi.receive())
         await asyncio.sleep(0)  # it waits
         first = {"type": "websocket.receive", "text": "first"}
-        proto._put(first)
+        proto.asgi._put(first)
         task.cancel()  # before the task ran again
         with pytest.raises(asyncio.CancelledError):
             await task
-        proto._put({"type": "websocket.receive", "text": "second"})
-        assert await proto.receive() is first
-        assert (await proto.receive())["text"] == "second"
+        proto.asgi._put({"type": "websocket.receive", "text": "second"})
+        assert await proto.asgi.receive() is first
+        assert (await proto.asgi.receive())["text"] == "second"
         # A receive cancelled while still waiting takes nothing with it.
-        task = asyncio.ensure_future(proto.receive())
+        task = asyncio.ensure_future(proto.asgi.receive())
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        proto._put({"type": "websocket.receive", "text": "third"})
-        assert (await proto.receive())["text"] == "third"
+        proto.asgi._put({"type": "websocket.receive", "text": "third"})
+        assert (await proto.asgi.receive())["text"] == "third"
 
     run(go())

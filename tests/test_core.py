@@ -1,0 +1,283 @@
+"""The one transport core (StreamCore): what the server, the client and the
+uvicorn adapter share.  Its timers are driven here by hand (``tick(now)``)
+over a fake transport; end-to-end cases run real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+import pytest
+
+from fastframe import encode_frame, serve
+from fastframe.connection import StreamCore, WebSocket
+from fastframe.protocol import Connection, State
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 60))  # type: ignore[arg-type]
+
+
+class FakeTransport:
+    """Records what the core does to its transport."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = self.aborted = False
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def writelines(self, data: Sequence[bytes]) -> None:
+        self.written += b"".join(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+class Front:
+    """A front end that records what reaches it."""
+
+    def __init__(self, core: StreamCore, inbox: deque[Any] | None = None) -> None:
+        self.events: list[Any] = []
+        self.lost = False
+        self.messages: list[Any] = []
+        core.attach(self, lambda front, m: front.messages.append(m), lambda front, exc: None, inbox)
+
+    def _on_events(self, events: Sequence[Any]) -> None:
+        self.events.extend(events)
+        for ev in events:
+            if type(ev).__name__ in ("Closed", "Rejected"):
+                core = self.core
+                core.finish()
+
+    def _on_lost(self) -> None:
+        self.lost = True
+
+
+def open_core(**options: Any) -> tuple[StreamCore, FakeTransport, Front]:
+    loop = asyncio.new_event_loop()
+    conn = Connection(client=False, compression=None)
+    inbox = options.pop("inbox", None)
+    core = StreamCore(conn, loop=loop, **options)
+    front = Front(core, inbox)
+    front.core = core  # type: ignore[attr-defined]
+    transport = FakeTransport()
+    core.connection_made(transport)  # type: ignore[arg-type]
+    core.data_received(UPGRADE)
+    assert conn.state is State.OPEN
+    transport.written.clear()
+    return core, transport, front
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    return encode_frame(opcode, payload, mask=True)
+
+
+# -- keepalive (RFC 6455 §5.5.2) -------------------------------------------------------------
+
+
+def test_core_keepalive_pings_then_aborts_a_silent_peer() -> None:
+    core, transport, _ = open_core(ping_interval=1.0, ping_timeout=1.0)
+    t0 = core.last_recv + 1
+    core.tick(t0)  # the reads so far count from here (reads are timed per tick)
+    core.tick(t0 + 0.5)
+    assert not transport.written  # not yet
+    core.tick(t0 + 1.1)
+    assert transport.written[:1] == b"\x89"  # a ping
+    core.tick(t0 + 1.5)
+    assert not transport.aborted
+    core.tick(t0 + 2.2)
+    # Close with 1011, then abort: a peer that answers nothing will not
+    # answer a close either (nor read what waits for it).
+    assert transport.aborted and core.conn.state is State.CLOSING
+
+
+def test_core_keepalive_counts_reads_as_life() -> None:
+    core, transport, _ = open_core(ping_interval=1.0, ping_timeout=1.0)
+    t0 = core.last_recv + 1
+    core.tick(t0)
+    core.tick(t0 + 1.1)  # ping
+    assert transport.written[:1] == b"\x89"
+    core.data_received(client_frame(2, b"x"))
+    core.tick(t0 + 2.2)
+    assert not transport.aborted
+
+
+# -- opening and closing timeouts ----------------------------------------------------------------
+
+
+def test_core_open_timeout_aborts_a_stalled_handshake() -> None:
+    loop = asyncio.new_event_loop()
+    core = StreamCore(Connection(client=False), loop=loop, open_timeout=1.0)
+    Front(core)
+    transport = FakeTransport()
+    core.connection_made(transport)  # type: ignore[arg-type]
+    core.data_received(UPGRADE[:20])
+    core.tick(core.created + 0.5)
+    assert not transport.aborted
+    core.tick(core.created + 1.5)
+    assert transport.aborted
+
+
+def test_core_close_timeout_aborts_after_our_close() -> None:
+    core, transport, _ = open_core(close_timeout=1.0)
+    core.close(1000, "bye")
+    assert core.conn.state is State.CLOSING and transport.written[:1] == b"\x88"
+    t0 = core.close_started
+    assert t0 is not None
+    core.tick(t0 + 0.5)
+    assert not transport.aborted
+    core.tick(t0 + 1.5)
+    assert transport.aborted
+
+
+def test_core_close_timeout_aborts_a_closed_connection_whose_transport_lingers() -> None:
+    # §7.1.1: after the peer's close, the server closes TCP; a transport with
+    # bytes queued for a peer that stopped reading would wait for ever.
+    core, transport, front = open_core(close_timeout=1.0)
+    core.data_received(client_frame(8, struct.pack("!H", 1000)))
+    assert core.conn.state is State.CLOSED and transport.closed
+    transport.closed = False  # the transport still holds bytes: not gone yet
+    t0 = core.close_started
+    assert t0 is not None
+    core.tick(t0 + 0.5)
+    assert not transport.aborted
+    core.tick(t0 + 1.5)
+    assert transport.aborted
+
+
+# -- reading back-pressure ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_queue", [1, 2, 5])
+def test_core_pauses_at_max_queue_and_resumes_at_half(max_queue: int) -> None:
+    inbox: deque[Any] = deque()
+    loop = asyncio.new_event_loop()
+    core = StreamCore(Connection(client=False, compression=None), loop=loop, max_queue=max_queue)
+    front = Front(core, inbox)
+    front.core = core  # type: ignore[attr-defined]
+    core.sink = lambda front, m: inbox.append(m)
+    transport = FakeTransport()
+    core.connection_made(transport)  # type: ignore[arg-type]
+    core.data_received(UPGRADE)
+    core.data_received(b"".join(client_frame(2, b"%d" % i) for i in range(max_queue)))
+    assert not transport.reading and core.paused_reading
+    while inbox:
+        inbox.popleft()
+        core.taken()
+        if len(inbox) <= max_queue // 2:
+            break
+        assert not transport.reading
+    assert transport.reading  # any max_queue >= 1 resumes
+
+
+def test_core_hold_reading_wins_over_the_inbox() -> None:
+    core, transport, _ = open_core(inbox=deque())
+    core.hold_reading = True
+    core.pause_reading()
+    core.taken()
+    assert not transport.reading
+    core.hold_reading = False
+    core.taken()
+    assert transport.reading
+
+
+# -- end to end ----------------------------------------------------------------------------------
+
+
+def test_server_with_max_queue_one_keeps_going() -> None:
+    async def slow_echo(ws: WebSocket) -> None:
+        async for m in ws:
+            await asyncio.sleep(0.001)
+            await ws.send(m)
+
+    async def go() -> None:
+        from fastframe import connect
+
+        async with serve(slow_echo, "127.0.0.1", 0, max_queue=1) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                for i in range(50):
+                    await ws.send(str(i))
+                got = [await asyncio.wait_for(ws.recv(), 5) for _ in range(50)]
+                assert got == [str(i) for i in range(50)]
+
+    run(go())
+
+
+def test_server_aborts_a_closed_connection_to_a_peer_that_stopped_reading() -> None:
+    """The peer sends its close while megabytes wait for it and it reads
+    nothing more: the server ends the connection within the close timeout
+    instead of holding the buffer until the peer's socket goes."""
+    async def flood(ws: WebSocket) -> None:
+        for _ in range(64):
+            ws.send_nowait(b"x" * 65536)  # 4 MiB, under the hard cap
+        await ws.wait_closed()
+
+    async def go() -> None:
+        async with serve(flood, "127.0.0.1", 0, close_timeout=0.5, write_limit=1 << 30) as server:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await loop.sock_sendall(sock, UPGRADE)
+            await asyncio.sleep(0.3)  # the server writes until the socket is full
+            await loop.sock_sendall(sock, client_frame(8, struct.pack("!H", 1000)))
+            for _ in range(100):
+                if not server.protocols:
+                    break
+                await asyncio.sleep(0.05)
+            assert not server.protocols  # gone, though the peer never read
+            sock.close()
+
+    run(go())
+
+
+def test_handler_ending_in_cancelled_error_closes_with_1011() -> None:
+    async def handler(ws: WebSocket) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.05, fut.cancel)  # another task cancels what it awaits
+        await fut
+
+    async def go() -> None:
+        from fastframe import ConnectionClosed, connect
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert ws.close_code == 1011
+
+    run(go())
