@@ -133,10 +133,24 @@ async def _serve(args: argparse.Namespace) -> int:
     where = f"http://{addrs}/ (WebSocket at /ws)" if args.mode == "chat" else f"ws://{addrs}/"
     log.info("fastframe %s server on %s, implementation %s", args.mode, where, IMPLEMENTATION)
     print(f"listening on {where}", flush=True)
-    stop = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+
+    def on_signal() -> None:
+        # The first Ctrl-C (or SIGTERM) closes gracefully; a second one
+        # stops at once: every connection aborted, every handler cancelled.
+        if not stop.done():
+            stop.set_result(None)
+            return
+        log.info("second signal: aborting %d connections", len(server.protocols))
+        for proto in list(server.protocols):
+            proto.abort()
+        for task in list(server.tasks):
+            task.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            asyncio.get_running_loop().add_signal_handler(sig, lambda: None if stop.done() else stop.set_result(None))
+            loop.add_signal_handler(sig, on_signal)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             pass
     await stop

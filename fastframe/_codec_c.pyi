@@ -45,6 +45,8 @@ class FrameParser:
     max_frame_size: int
     max_uncompressed_frame_size: int
     failed: bool
+    #: True while a frame has begun and has not ended.
+    in_frame: bool
     def __init__(
         self, *, expect_mask: bool, max_frame_size: int | None = ..., allow_rsv1: bool = ...,
         max_uncompressed_frame_size: int | None = ...,

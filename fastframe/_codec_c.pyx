@@ -461,6 +461,10 @@ cdef class FrameParser:
     def failed(self):
         return self._state == S_FAILED
 
+    @property
+    def in_frame(self):
+        return self._state == S_PAYLOAD or (self._state == S_HEADER and self._hdr_len > 0)
+
     cdef object _fail(self, object exc, list frames):
         self._state = S_FAILED
         self._error = exc

@@ -340,6 +340,12 @@ class FrameParser:
         """True once the parser has raised; every later ``feed`` raises again."""
         return self._state == _S_FAILED
 
+    @property
+    def in_frame(self) -> bool:
+        """True while a frame has begun (some of its header or payload
+        arrived) and has not ended."""
+        return self._state == _S_PAYLOAD or (self._state == _S_HEADER and len(self._hdr) > 0)
+
     def _fail(self, exc: Any, frames: list[Frame] | None) -> Any:
         self._state = _S_FAILED
         self._error = exc

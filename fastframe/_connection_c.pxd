@@ -51,8 +51,9 @@ cdef class StreamCore:
     cdef public object open_timeout
     cdef public Py_ssize_t max_queue
     cdef public bint hold_reading, flush_scheduled, in_read, paused_writing, paused_reading, finished
-    cdef public object _drain_waiters, closed_future, created, last_recv, close_started, ping_sent
-    cdef public long long reads, seen_reads
+    cdef public object _drain_waiters, closed_future, created, close_started, ping_sent, ping_payload
+    cdef public bint ping_answered
+    cdef public long long reads, reads_at_ping
     cdef public object _buffer, _ticker
     cdef public Writer _writer
     cdef dict __dict__

@@ -133,7 +133,11 @@ class Writer:
     def __init__(self, transport: asyncio.BaseTransport) -> None:
         self.transport: Any = transport
         self.fd = direct_send_fd(transport)
-        self.pending = False  # the transport may hold bytes: ask it first
+        # The transport may hold bytes (ask it before sending past it): at
+        # first, whatever its previous owner wrote (an HTTP server that
+        # handed the connection over after a response), later what a send
+        # left for it.
+        self.pending = True
         self.writelines = writelines_pauses(transport)
 
     def write(self, out: list[bytes]) -> None:
@@ -184,22 +188,28 @@ def tick_period(*timeouts: float | None) -> float:
 KEEPALIVE_WAIT, KEEPALIVE_PING, KEEPALIVE_TIMEOUT = 0, 1, 2
 
 
-def keepalive_action(now: float, last_recv: float, ping_sent: float | None,
+def keepalive_action(now: float, ping_sent: float, answered: bool, frame_arriving: bool,
                      interval: float, timeout: float | None) -> int:
-    """The keepalive rule, shared by the asyncio server and client and the
-    uvicorn adapter.
+    """The keepalive rule (StreamCore.keepalive: the server, the client and
+    the uvicorn adapter alike).
 
     RFC 6455 §5.5.2 lets either side ping to check that the peer is still
-    responsive.  Any inbound byte counts as life: a ping is outstanding only
-    while nothing came in since it was sent, so a long frame in flight never
-    trips the timeout.  ``last_recv`` is when bytes last came in, ``ping_sent``
-    when the last keepalive ping left (None: never).
+    responsive, and §5.5.3 has the peer answer with a pong carrying the
+    ping's payload.  A ping goes every ``interval`` seconds, and only its own
+    pong answers it: other traffic, unsolicited pongs included, does not, so
+    a peer that sends but never reads cannot keep a connection (and what
+    waits for it in our buffer) alive.  One allowance: while a frame from the
+    peer is arriving (``frame_arriving``: begun, and bytes of it came since
+    the ping), the pong may be queued behind it at the peer, so the timeout
+    waits for the frame.  ``ping_sent`` is when the last keepalive ping left
+    (before the first, when the connection opened), ``answered`` whether its
+    pong came (True before the first).
     """
-    if ping_sent is not None and last_recv < ping_sent:
-        if timeout is not None and now - ping_sent >= timeout:
+    if not answered:
+        if timeout is not None and now - ping_sent >= timeout and not frame_arriving:
             return KEEPALIVE_TIMEOUT
         return KEEPALIVE_WAIT
-    if now - last_recv >= interval:
+    if now - ping_sent >= interval:
         return KEEPALIVE_PING
     return KEEPALIVE_WAIT
 
@@ -428,7 +438,7 @@ class WebSocket:
             elif t is Pong:
                 self._pong(ev.payload)
             elif t is Opened:
-                proto.last_recv = proto.loop.time()
+                proto.opened()
                 if not self.opened.done():
                     self.opened.set_result(None)
                 if self._on_open is not None:
@@ -661,11 +671,15 @@ class StreamCore:
         self._drain_waiters: list[asyncio.Future[None]] = []
         self.finished = False
         self.closed_future: asyncio.Future[None] = loop.create_future()
-        self.created = self.last_recv = loop.time()
-        self.reads = 0  # reads so far; seen_reads is the count at the last tick
-        self.seen_reads = 0
+        self.created = loop.time()
+        self.reads = 0  # reads so far; reads_at_ping is the count when the last ping left
+        self.reads_at_ping = 0
         self.close_started: float | None = None
-        self.ping_sent: float | None = None  # the last keepalive ping
+        # The last keepalive ping (before the first: when the connection
+        # opened), its payload, and whether its pong came.
+        self.ping_sent = self.created
+        self.ping_payload = b""
+        self.ping_answered = True
         self._buffer = shared_read_buffer()
         self._writer: Writer | None = None
         self._ticker: Ticker | None = None
@@ -709,8 +723,7 @@ class StreamCore:
 
     def _received(self, data: Any, size: int) -> None:
         """The bytes read: all of ``data``, or its first ``size`` bytes."""
-        # A count, not a clock read per read: tick() turns a changed count
-        # into last_recv (keepalive: any bytes are life).
+        # A count, not a clock read per read (keepalive: a frame arriving).
         self.reads += 1
         # The per-message fast path: messages go from the parser straight to
         # the sink, with no event object in between; what the front end
@@ -726,6 +739,8 @@ class StreamCore:
             # Pings, pongs, a close, and messages that came after them: what
             # the front end sends while it handles them joins the same write.
             if events:
+                if not self.ping_answered:
+                    StreamCore._look_for_pong(self, events)
                 self.front._on_events(events)
             inbox = self.inbox
             if inbox is not None and self.max_queue and len(inbox) >= self.max_queue:
@@ -780,26 +795,35 @@ class StreamCore:
                 log.info("%s: connection not closed within %.1f s, aborting", self.peer, self.close_timeout)
                 self.abort()
 
+    def opened(self) -> None:
+        """The opening handshake is over: keepalive counts from now."""
+        self.ping_sent = self.loop.time()
+        self.ping_answered = True
+
     def keepalive(self, now: float) -> None:
-        """One keepalive check of an OPEN connection: a ping (§5.5.2) after
-        ``ping_interval`` seconds without inbound bytes, and close with 1011
-        and abort when nothing came for ``ping_timeout`` seconds after it
-        (keepalive_action)."""
-        # Reads are counted, and turned into last_recv here, to keep the clock
-        # out of the read path.
-        if self.reads != self.seen_reads:
-            self.seen_reads = self.reads
-            self.last_recv = now
-        action = keepalive_action(now, self.last_recv, self.ping_sent, self.ping_interval,  # type: ignore[arg-type]
-                                  self.ping_timeout)
+        """One keepalive check of an OPEN connection (keepalive_action): a
+        ping (§5.5.2) every ``ping_interval`` seconds, and close with 1011
+        and abort when its pong has not come ``ping_timeout`` seconds later."""
+        arriving = self.reads != self.reads_at_ping and self.conn.frame_in_progress
+        action = keepalive_action(now, self.ping_sent, self.ping_answered, arriving,
+                                  self.ping_interval, self.ping_timeout)  # type: ignore[arg-type]
         if action == KEEPALIVE_TIMEOUT:
             log.info("%s: keepalive ping timeout", self.peer)
             self.close(1011, "keepalive ping timeout")
             self.abort()  # a peer that answers nothing will not answer a close either
         elif action == KEEPALIVE_PING:
             self.ping_sent = now
-            self.conn.send_ping(b"ka" + int(now * 1000).to_bytes(8, "big"))
+            self.ping_answered = False
+            self.reads_at_ping = self.reads
+            self.ping_payload = b"ka" + int(now * 1000).to_bytes(8, "big")
+            self.conn.send_ping(self.ping_payload)
             StreamCore.flush(self)
+
+    def _look_for_pong(self, events: Sequence[Any]) -> None:
+        # §5.5.3: the pong that answers our ping carries its payload.
+        for ev in events:
+            if type(ev) is Pong and ev.payload == self.ping_payload:
+                self.ping_answered = True
 
     # -- flow control ------------------------------------------------------------------
 
@@ -873,6 +897,19 @@ class StreamCore:
             if self.finished:
                 out.clear()
             return
+        # The hard cap, checked before writing: what earlier writes left in
+        # the buffer is still over it, so the peer is not reading (one large
+        # message to a peer that reads passes, however large).  The buffer
+        # can only be over it once past the high-water mark, which
+        # pause_writing() reported: check only then.
+        cap = self.max_write_buffer
+        if self.paused_writing and cap is not None and not t.is_closing() and t.get_write_buffer_size() > cap:
+            # A peer that stops reading is cut off here: it cannot read a
+            # close frame either, so the transport is aborted (1006 for it).
+            log.warning("%s: write buffer over %d bytes, closing the connection", self.peer, cap)
+            out.clear()
+            self.abort()
+            return
         # The list is emptied and kept (not replaced per write); the writer
         # copies what it hands on.  Emptied whatever happens: a byte string
         # written twice would corrupt the stream.
@@ -880,14 +917,6 @@ class StreamCore:
             self._writer.write(out)  # type: ignore[union-attr]  # set with the transport
         finally:
             out.clear()
-        # The buffer can only be over the cap once it passed the high-water
-        # mark, which pause_writing() reported: check only then.
-        cap = self.max_write_buffer
-        if self.paused_writing and cap is not None and t.get_write_buffer_size() > cap:
-            # A peer that stops reading is cut off here: it cannot read a
-            # close frame either, so the transport is aborted (1006 for it).
-            log.warning("%s: write buffer over %d bytes, closing the connection", self.peer, cap)
-            self.abort()
 
     def write_raw(self, data: bytes) -> None:
         """Write pre-encoded frame bytes (broadcast) after what is queued."""

@@ -432,6 +432,12 @@ class Connection:
         """True when permessage-deflate was negotiated."""
         return self._deflate is not None
 
+    @property
+    def frame_in_progress(self) -> bool:
+        """True while a frame from the peer has begun and not ended (a
+        keepalive pong may be queued behind it at the peer)."""
+        return bool(self._parser.in_frame)
+
     def send_ping(self, payload: bytes = b"") -> None:
         """Queue a ping; a later :class:`Pong` with ``ack`` True answers it."""
         self._check_open("send a ping")

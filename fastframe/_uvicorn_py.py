@@ -295,7 +295,7 @@ class AsgiFront:
             events = self.conn.accept(message.get("subprotocol"), headers)
             self._accepted = True
             log.info('%s - "WebSocket %s" [accepted]', self._who(), self._target())
-            core.last_recv = self.loop.time()
+            core.opened()
             self._on_events(events[1:])  # frames that came with the request (events[0] is Opened)
             _core_flush(core)
             core.hold_reading = False

@@ -110,8 +110,7 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
 
 def test_core_keepalive_pings_then_aborts_a_silent_peer() -> None:
     core, transport, _ = open_core(ping_interval=1.0, ping_timeout=1.0)
-    t0 = core.last_recv + 1
-    core.tick(t0)  # the reads so far count from here (reads are timed per tick)
+    t0 = core.ping_sent
     core.tick(t0 + 0.5)
     assert not transport.written  # not yet
     core.tick(t0 + 1.1)
@@ -124,15 +123,45 @@ def test_core_keepalive_pings_then_aborts_a_silent_peer() -> None:
     assert transport.aborted and core.conn.state is State.CLOSING
 
 
-def test_core_keepalive_counts_reads_as_life() -> None:
+def _ping_payload(written: bytes) -> bytes:
+    assert written[:1] == b"\x89"
+    return bytes(written[2:2 + (written[1] & 0x7F)])
+
+
+def test_core_keepalive_is_answered_only_by_its_pong() -> None:
+    # §5.5.3: the pong that answers carries the ping's payload; other
+    # traffic, an unsolicited pong included, does not answer.
     core, transport, _ = open_core(ping_interval=1.0, ping_timeout=1.0)
-    t0 = core.last_recv + 1
-    core.tick(t0)
+    t0 = core.ping_sent
+    core.tick(t0 + 1.1)
+    payload = _ping_payload(transport.written)
+    core.data_received(client_frame(10, b"unsolicited") + client_frame(2, b"data"))
+    core.tick(t0 + 2.2)
+    assert transport.aborted
+
+    core, transport, _ = open_core(ping_interval=1.0, ping_timeout=1.0)
+    t0 = core.ping_sent
+    core.tick(t0 + 1.1)
+    payload = _ping_payload(transport.written)
+    core.data_received(client_frame(10, payload))
+    core.tick(t0 + 2.0)
+    assert not transport.aborted
+    transport.written.clear()
+    core.tick(t0 + 2.2)  # the next interval: the next ping
+    assert transport.written[:1] == b"\x89" and not transport.aborted
+
+
+def test_core_keepalive_waits_for_a_frame_arriving() -> None:
+    core, transport, _ = open_core(ping_interval=1.0, ping_timeout=1.0)
+    t0 = core.ping_sent
     core.tick(t0 + 1.1)  # ping
-    assert transport.written[:1] == b"\x89"
-    core.data_received(client_frame(2, b"x"))
+    frame = client_frame(2, b"x" * 1000)
+    core.data_received(frame[:100])  # a long frame under way: the pong is behind it
     core.tick(t0 + 2.2)
     assert not transport.aborted
+    core.data_received(frame[100:])  # over, and still no pong
+    core.tick(t0 + 2.3)
+    assert transport.aborted
 
 
 # -- opening and closing timeouts ----------------------------------------------------------------
@@ -176,6 +205,25 @@ def test_core_close_timeout_aborts_a_closed_connection_whose_transport_lingers()
     assert not transport.aborted
     core.tick(t0 + 1.5)
     assert transport.aborted
+
+
+# -- the hard write cap ------------------------------------------------------------------------
+
+
+def test_core_hard_cap_aborts_once_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    core, transport, _ = open_core(max_write_buffer=1000)
+    transport.get_write_buffer_size = lambda: 5000  # type: ignore[method-assign]
+    core.conn.send(b"fits")
+    core.flush()  # not paused: the high-water mark was not passed, no check
+    assert transport.written and not transport.aborted
+    core.pause_writing()
+    with caplog.at_level("WARNING", logger="fastframe"):
+        for _ in range(8):
+            core.conn.send(b"more")
+            core.flush()
+    assert transport.aborted
+    assert len([r for r in caplog.records if "write buffer over" in r.getMessage()]) == 1
+    assert not core.conn.output  # nothing kept for a connection that is gone
 
 
 # -- reading back-pressure ------------------------------------------------------------------------
@@ -279,5 +327,24 @@ def test_handler_ending_in_cancelled_error_closes_with_1011() -> None:
                 with pytest.raises(ConnectionClosed):
                     await asyncio.wait_for(ws.recv(), 5)
                 assert ws.close_code == 1011
+
+    run(go())
+
+
+def test_a_message_larger_than_the_write_cap_reaches_a_peer_that_reads() -> None:
+    """The hard cap (max_write_buffer, 16 MiB) is for peers that stop
+    reading, not a limit on message size: 24 MiB to a reading peer pass."""
+    async def handler(ws: WebSocket) -> None:
+        await ws.send(b"x" * (24 << 20))
+        await ws.send("done")
+
+    async def go() -> None:
+        from fastframe import connect
+
+        async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/", max_size=None, compression=None) as ws:
+                big = await asyncio.wait_for(ws.recv(), 20)
+                assert len(big) == 24 << 20
+                assert await asyncio.wait_for(ws.recv(), 5) == "done"
 
     run(go())

@@ -508,18 +508,19 @@ def test_reader_that_stops_is_cut_at_hard_cap_others_unaffected() -> None:
 
 
 @pytest.mark.parametrize(
-    ("now", "last_recv", "ping_sent", "timeout", "expected"),
+    ("now", "ping_sent", "answered", "arriving", "timeout", "expected"),
     [
-        (10.0, 5.0, None, 20.0, "wait"),  # no ping yet, idle 5 s < 10 s
-        (10.0, 0.0, None, 20.0, "ping"),  # idle for the interval
-        (25.0, 0.0, 10.0, 20.0, "wait"),  # ping outstanding, 15 s < 20 s
-        (30.0, 0.0, 10.0, 20.0, "timeout"),  # outstanding for the timeout
-        (99.0, 0.0, 10.0, None, "wait"),  # no timeout: wait for ever
-        (30.0, 12.0, 10.0, 20.0, "ping"),  # bytes came after the ping: alive; idle 18 s again
-        (15.0, 12.0, 10.0, 20.0, "wait"),  # alive, idle 3 s
+        (5.0, 0.0, True, False, 20.0, "wait"),  # opened 5 s ago < the 10 s interval
+        (10.0, 0.0, True, False, 20.0, "ping"),  # the interval passed: ping, whatever came meanwhile
+        (25.0, 10.0, False, False, 20.0, "wait"),  # ping outstanding, 15 s < 20 s
+        (30.0, 10.0, False, False, 20.0, "timeout"),  # outstanding for the timeout
+        (99.0, 10.0, False, False, None, "wait"),  # no timeout: wait for ever
+        (30.0, 10.0, False, True, 20.0, "wait"),  # a frame is arriving: the pong is behind it
+        (15.0, 10.0, True, False, 20.0, "wait"),  # answered, 5 s since the ping
+        (20.0, 10.0, True, False, 20.0, "ping"),  # answered, the next interval is up
     ],
 )
-def test_keepalive_rule(now: float, last_recv: float, ping_sent: float | None, timeout: float | None,
+def test_keepalive_rule(now: float, ping_sent: float, answered: bool, arriving: bool, timeout: float | None,
                         expected: str) -> None:
     from fastframe.connection import (
         KEEPALIVE_PING,
@@ -529,7 +530,7 @@ def test_keepalive_rule(now: float, last_recv: float, ping_sent: float | None, t
     )
 
     names = {KEEPALIVE_WAIT: "wait", KEEPALIVE_PING: "ping", KEEPALIVE_TIMEOUT: "timeout"}
-    assert names[keepalive_action(now, last_recv, ping_sent, 10.0, timeout)] == expected
+    assert names[keepalive_action(now, ping_sent, answered, arriving, 10.0, timeout)] == expected
 
 
 def test_keepalive_closes_silent_peer_but_not_slow_frame() -> None:
@@ -677,6 +678,30 @@ def test_cli_echo_and_client_pipe() -> None:
         proc.send_signal(2)
         proc.wait(10)
     assert proc.returncode == 0
+
+
+@posix_only
+def test_cli_second_sigint_stops_at_once() -> None:
+    """The first Ctrl-C closes every connection with 1001 and waits (up to
+    the close timeout, 10 s) for the peers' close frames; a second one stops
+    at once."""
+    proc, port = start_cli("--mode", "echo")
+    sock = socket.create_connection(("127.0.0.1", port))
+    try:
+        sock.sendall(UPGRADE)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 101 ")
+        proc.send_signal(2)  # graceful: waits for a close frame this peer never sends
+        time.sleep(0.5)
+        assert proc.poll() is None
+        t = time.monotonic()
+        proc.send_signal(2)
+        proc.wait(5)
+        assert time.monotonic() - t < 3
+    finally:
+        sock.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @posix_only

@@ -25,7 +25,7 @@ websockets = pytest.importorskip("websockets")
 
 from starlette.applications import Starlette  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
-from starlette.routing import WebSocketRoute  # noqa: E402
+from starlette.routing import Route, WebSocketRoute  # noqa: E402
 from starlette.websockets import WebSocket, WebSocketDisconnect  # noqa: E402
 
 from fastframe import encode_frame  # noqa: E402
@@ -152,7 +152,17 @@ async def slow_reader(websocket: WebSocket) -> None:
     await websocket.close()
 
 
+BIG = 32 << 20
+
+
+async def big(request: Any) -> Any:
+    from starlette.responses import Response
+
+    return Response(b"x" * BIG, media_type="application/octet-stream")
+
+
 app = Starlette(routes=[
+    Route("/big", big),
     WebSocketRoute("/echo", echo),
     WebSocketRoute("/scope", scope_view),
     WebSocketRoute("/refuse", refuse),
@@ -581,5 +591,72 @@ def test_a_receive_cancelled_after_delivery_loses_nothing(fastframe_ws: str) -> 
             await task
         proto.asgi._put({"type": "websocket.receive", "text": "third"})
         assert (await proto.asgi.receive())["text"] == "third"
+
+    run(go())
+
+
+def _upgrade(path: str) -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
+def _raw_socket(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
+def test_upgrade_after_a_response_still_in_the_transport_keeps_the_order(fastframe_ws: str) -> None:
+    """Keep-alive: a 32 MiB response the client has not read yet, then an
+    upgrade on the same connection.  The 101 and the frames after it must
+    follow the whole body, though the adapter may send straight to the
+    socket: uvicorn's transport still holds most of the body."""
+    async def go() -> None:
+        async with running(fastframe_ws) as server:
+            loop = asyncio.get_running_loop()
+            sock = _raw_socket(server.port)
+            try:
+                await loop.sock_sendall(sock, b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" + _upgrade("/echo"))
+                await asyncio.sleep(0.5)  # the server answers both while nothing is read
+                data = bytearray()
+                while b"HTTP/1.1 101" not in data[BIG:]:
+                    chunk = await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 10)
+                    assert chunk, "connection closed early"
+                    data += chunk
+            finally:
+                sock.close()
+            head_end = data.index(b"\r\n\r\n") + 4
+            assert data.startswith(b"HTTP/1.1 200 ")
+            assert data[head_end:head_end + BIG] == b"x" * BIG
+            assert data[head_end + BIG:].startswith(b"HTTP/1.1 101 ")
+
+    run(go())
+
+
+def test_pings_from_a_peer_that_never_reads_hit_the_write_cap(fastframe_ws: str) -> None:
+    """Every ping is answered with a pong (§5.5.2); a peer that pings and
+    never reads would make the server buffer pongs without end: the same
+    hard cap as fastframe's own server cuts it off (16 MiB)."""
+    async def go() -> None:
+        async with running(fastframe_ws) as server:
+            loop = asyncio.get_running_loop()
+            sock = _raw_socket(server.port)
+            try:
+                await loop.sock_sendall(sock, _upgrade("/idle"))
+                head = bytearray()
+                while b"\r\n\r\n" not in head:
+                    head += await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
+                assert head.startswith(b"HTTP/1.1 101 ")
+                blob = encode_frame(9, b"p" * 125, mask=True) * 1000
+                sent = 0
+                with pytest.raises(OSError):  # reset by the server
+                    while sent < 256 << 20:
+                        await asyncio.wait_for(loop.sock_sendall(sock, blob), 10)
+                        sent += len(blob)
+                assert sent < 128 << 20
+            finally:
+                sock.close()
 
     run(go())
