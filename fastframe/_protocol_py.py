@@ -1,5 +1,9 @@
 """Sans-I/O WebSocket connection: bytes in, events and bytes out (RFC 6455).
 
+:class:`Connection` is the public class; it leaves making messages of data
+frames (§5.4, §5.6), with permessage-deflate (RFC 7692), UTF-8 and the size
+limit, to a :class:`MessageAssembler`.
+
 Rules of this module:
 
 * No I/O and no clock: nothing here imports asyncio or socket.  The caller
@@ -11,7 +15,12 @@ Rules of this module:
 * A peer that breaks the protocol never raises out of ``receive_data``: the
   connection queues the close frame with the right code (§7.1.7 "fail the
   WebSocket connection"), moves to CLOSED and returns a :class:`Closed` event
-  whose ``error`` says what happened.
+  whose ``error`` says what happened.  The assembler neither sends nor
+  changes the state: it raises, and the connection fails.
+* The whole-message rule (a final text or binary frame without RSV1, with no
+  message open, is a whole message) is written once in this layer, in
+  :meth:`MessageAssembler.frame`; the codec's ``feed_messages`` applies it
+  in its own code on the per-message path of :meth:`Connection.receive_into`.
 * The per-frame path is kept short: the compiled FrameParser does framing,
   masking and limits; this layer only assembles messages.
 """
@@ -241,6 +250,132 @@ class Closed(Event):
     error: Exception | None = None
 
 
+# -- message assembly ----------------------------------------------------------
+
+
+class MessageAssembler:
+    """Data frames in, messages out (RFC 6455 §5.4, §5.6; RFC 7692 §6).
+
+    At most one message is open at a time (``op``: its opcode, -1 when none
+    is).  :meth:`frame` takes each text, binary or continuation frame: a
+    whole message is delivered at once; any other frame opens a message or
+    adds to it, inflated when it is compressed, counted against
+    ``max_size`` as its bytes arrive (1009 at the byte that passes it),
+    text validated as it comes (1007 at the first bad byte, §8.1), then
+    delivered as one :class:`Message` or, with ``deliver_fragments``,
+    piece by piece as :class:`Fragment` events.  A whole message is not
+    counted here: the connection's frame parser keeps an uncompressed frame
+    within the limit.  A peer's mistake raises :class:`ProtocolError` (a
+    subclass carries the close code): the :class:`Connection` fails on it.
+
+    Args:
+        max_size: the largest message, in bytes (None: no limit).
+        deliver_fragments: hand data over as :class:`Fragment` events as
+            it arrives instead of holding the message.
+        deflate: the negotiated permessage-deflate, which inflates the
+            messages sent with RSV1 (None: none was negotiated).
+    """
+
+    def __init__(
+        self, max_size: int | None = 1 << 20, deliver_fragments: bool = False,
+        deflate: PerMessageDeflate | None = None,
+    ) -> None:
+        self.max_size = max_size
+        self.deliver_fragments = deliver_fragments
+        self.deflate = deflate
+        # The open message (§5.4): its opcode (-1: none), whether it is
+        # compressed, its bytes so far (held, or counted once delivered as
+        # fragments), whether no Fragment of it went out yet, its validator.
+        self.op = -1
+        self._compressed = False
+        self._buf = bytearray()
+        self._len = 0
+        self._first = False
+        self._utf8: Any = None
+
+    def frame(self, op: int, payload: bytes, fin: bool, rsv1: bool, events: list[Event]) -> None:
+        """A text, binary or continuation frame: add it; the message or
+        fragment it completes goes to ``events``.
+
+        Raises:
+            ProtocolError: the frame breaks §5.4 or RFC 7692 §6.1, or its
+                data is not valid compressed data.
+            InvalidUTF8: text that is not UTF-8 (1007).
+            PayloadTooBig: the message grew past ``max_size`` (1009).
+        """
+        if op == _CONT:
+            if self.op < 0:
+                raise ProtocolError("continuation frame without a message to continue")
+            # RFC 7692 §6.1: RSV1 is set on the first frame only.
+            if rsv1:
+                raise ProtocolError("RSV1 set on a continuation frame")
+            self._on_data(payload, fin, events)
+            return
+        # §5.4: a new data frame while a message is open is an error.
+        if self.op >= 0:
+            raise ProtocolError("new message started before the previous one finished")
+        if fin and not rsv1:
+            # The whole-message rule, the one place of it in this layer: a
+            # final text or binary frame without RSV1 (RFC 7692 §6.1: not
+            # compressed), with no message open, is a whole message; text
+            # is decoded, and fails with 1007 if it is not UTF-8 (§8.1).
+            # The codec's FrameParser.feed_messages applies the same rule
+            # in its own code as the per-message fast path of receive_into,
+            # and leaves everything else (bad UTF-8 too) to this method.
+            if op == _TEXT:
+                try:
+                    events.append(Message(payload.decode("utf-8")))
+                except UnicodeDecodeError:
+                    raise InvalidUTF8("text message is not valid UTF-8") from None
+            else:
+                events.append(Message(payload))
+            return
+        self.op = op
+        self._compressed = rsv1
+        self._buf = bytearray()
+        self._len = 0
+        self._first = True
+        self._utf8 = _Utf8Validator() if op == _TEXT else None
+        self._on_data(payload, fin, events)
+
+    def _on_data(self, payload: bytes, fin: bool, events: list[Event]) -> None:
+        """Add a fragment's data to the open message; emit it when final."""
+        limit = self.max_size
+        if self._compressed:
+            budget = None if limit is None else limit - self._len
+            payload = self.deflate.decompress(payload, budget, fin)  # type: ignore[union-attr]
+        # The budget counts the bytes held; a bytearray keeps no per-fragment
+        # overhead, so many tiny fragments cost their bytes and nothing more.
+        elif limit is not None and self._len + len(payload) > limit:
+            raise PayloadTooBig(f"message exceeds max_message_size {limit}")
+        self._len += len(payload)
+        if self._utf8 is not None:
+            self._utf8.feed(payload, fin)  # fail fast (§8.1)
+        if self.deliver_fragments:
+            events.append(Fragment(payload, self._first, fin, self.op == _TEXT))
+            self._first = False
+            if fin:
+                self._utf8 = None
+                self.op = -1
+            return
+        self._buf += payload
+        if fin:
+            data = bytes(self._buf)
+            self._buf = bytearray()
+            if self.op == _TEXT:
+                self._utf8 = None
+                events.append(Message(data.decode("utf-8")))
+            else:
+                events.append(Message(data))
+            self.op = -1
+
+    def clear(self) -> None:
+        """Drop the open message, if any (the connection failed)."""
+        self.op = -1
+        self._buf = bytearray()
+        self._utf8 = None
+
+
 # -- the connection ------------------------------------------------------------
 
 
@@ -292,24 +427,19 @@ class Connection:
         defer_accept: bool = False,
     ) -> None:
         self.client = client
-        self.max_message_size = max_message_size
         self.subprotocols = list(subprotocols or [])
         self.origins = origins
         self.extra_headers = list(extra_headers or [])
         self.state = State.CONNECTING if handshake else State.OPEN
         self.compression = compression
         self.process_request = process_request
-        self.deliver_fragments = deliver_fragments
         self.defer_accept = defer_accept
         # Bytes that followed the request while it awaits accept(): held
         # (at most _PENDING_MAX) and parsed once the connection is open.
         self._pending: bytearray | None = None
-        self._msg_len = 0
-        self._msg_first = False
         self.subprotocol: str | None = None
         self.request: Request | None = None
         self.response: Response | None = None
-        self._deflate = deflate
         self.close_code: int | None = None
         self.close_reason = ""
         #: The byte strings to write, in order: everything the connection
@@ -324,19 +454,35 @@ class Connection:
         # which 3.12 deprecated), an attribute of the compiled class none.
         self._feed = _feed_messages
         self._encode = _encode_frame
+        # Compression is used by both directions: sending here, receiving in
+        # the assembler; both hold the one negotiated object.
+        self._deflate = deflate
+        self._assembler = MessageAssembler(max_message_size, deliver_fragments, deflate)
         self._parser = self._new_parser()
         self._request_parser: RequestParser | None = (
             RequestParser() if self.state is State.CONNECTING and not client else None
         )
         self._response_parser: ResponseParser | None = None
         self._key = ""
-        # Message being assembled (§5.4): its opcode, whether it is
-        # compressed, bytes so far, validator.
-        self._msg_op = -1
-        self._msg_z = False
-        self._msg_buf = bytearray()
-        self._utf8: object | None = None
         self._pings: dict[bytes, int] = {}
+
+    @property
+    def max_message_size(self) -> int | None:
+        """The largest message accepted, in bytes (None: no limit)."""
+        return self._assembler.max_size
+
+    @max_message_size.setter
+    def max_message_size(self, value: int | None) -> None:
+        self._assembler.max_size = value
+
+    @property
+    def deliver_fragments(self) -> bool:
+        """Whether fragmented messages are handed over as :class:`Fragment` events."""
+        return self._assembler.deliver_fragments
+
+    @deliver_fragments.setter
+    def deliver_fragments(self, value: bool) -> None:
+        self._assembler.deliver_fragments = value
 
     def _new_parser(self) -> Any:
         limit = plain = self.max_message_size
@@ -502,11 +648,6 @@ class Connection:
         except ProtocolError as exc:
             return self._after_violation(exc, events)
         for frame in frames:
-            # Fast path: a whole uncompressed binary message, no message
-            # open (the common case); everything else goes the long way.
-            if frame.opcode == _BINARY and frame.fin and not frame.rsv1 and self._msg_op < 0:
-                events.append(Message(frame.payload))
-                continue
             self._on_frame(frame, events)
             if self.state is _CLOSED:
                 break
@@ -534,7 +675,9 @@ class Connection:
         """
         state = self.state
         events: list[Event]
-        if (state is _OPEN or state is _CLOSING) and self._msg_op < 0:
+        # The codec applies the whole-message rule itself (see
+        # MessageAssembler.frame), which holds only while no message is open.
+        if (state is _OPEN or state is _CLOSING) and self._assembler.op < 0:
             try:
                 frames = self._feed(self._parser, data, on_message, on_error, arg, size)
             except ProtocolError as exc:
@@ -578,43 +721,17 @@ class Connection:
         self._transition("fail")
         self.close_code = code
         self.close_reason = str(exc)
-        self._msg_buf = bytearray()
+        self._assembler.clear()
         events.append(Closed(code, str(exc), exc))
 
     def _on_frame(self, frame: object, events: list[Event]) -> None:
         op = frame.opcode  # type: ignore[attr-defined]  # an IntEnum: compares as int
         payload: bytes = frame.payload  # type: ignore[attr-defined]
-        fin: bool = frame.fin  # type: ignore[attr-defined]
         try:
-            if op in (_TEXT, _BINARY):
-                # §5.4: a new data frame while a message is open is an error.
-                if self._msg_op >= 0:
-                    raise ProtocolError("new message started before the previous one finished")
-                compressed = frame.rsv1  # type: ignore[attr-defined]
-                if fin and not compressed:
-                    if op == _TEXT:
-                        try:
-                            events.append(Message(payload.decode("utf-8")))
-                        except UnicodeDecodeError:
-                            raise InvalidUTF8("text message is not valid UTF-8") from None
-                    else:
-                        events.append(Message(payload))
-                    return
-                self._msg_op = op
-                self._msg_z = compressed
-                self._msg_buf = bytearray()
-                self._msg_len = 0
-                self._msg_first = True
-                self._utf8 = _Utf8Validator() if op == _TEXT else None
-                self._on_data(payload, fin, events)
-                return
-            if op == _CONT:
-                if self._msg_op < 0:
-                    raise ProtocolError("continuation frame without a message to continue")
-                # RFC 7692 §6.1: RSV1 is set on the first frame only.
-                if frame.rsv1:  # type: ignore[attr-defined]
-                    raise ProtocolError("RSV1 set on a continuation frame")
-                self._on_data(payload, fin, events)
+            if op <= _BINARY:
+                # §5.4, §5.6, RFC 7692 §6: text, binary and continuation
+                # frames make messages.
+                self._assembler.frame(op, payload, frame.fin, frame.rsv1, events)  # type: ignore[attr-defined]
                 return
             # RFC 7692 §6.1: control frames are never compressed.
             if frame.rsv1:  # type: ignore[attr-defined]
@@ -639,38 +756,6 @@ class Connection:
             self._on_close(payload, events)
         except ProtocolError as exc:
             self._fail(exc, events)
-
-    def _on_data(self, payload: bytes, fin: bool, events: list[Event]) -> None:
-        """Add a fragment's data to the open message; emit it when final."""
-        limit = self.max_message_size
-        buf = self._msg_buf
-        if self._msg_z:
-            budget = None if limit is None else limit - self._msg_len
-            payload = self._deflate.decompress(payload, budget, fin)  # type: ignore[union-attr]
-        # The budget counts the bytes held; a bytearray keeps no per-fragment
-        # overhead, so many tiny fragments cost their bytes and nothing more.
-        elif limit is not None and self._msg_len + len(payload) > limit:
-            raise PayloadTooBig(f"message exceeds max_message_size {limit}")
-        self._msg_len += len(payload)
-        if self._utf8 is not None:
-            self._utf8.feed(payload, fin)  # type: ignore[attr-defined]  # fail fast (§8.1)
-        if self.deliver_fragments:
-            events.append(Fragment(payload, self._msg_first, fin, self._msg_op == _TEXT))
-            self._msg_first = False
-            if fin:
-                self._utf8 = None
-                self._msg_op = -1
-            return
-        buf += payload
-        if fin:
-            data = bytes(buf)
-            self._msg_buf = bytearray()
-            if self._msg_op == _TEXT:
-                self._utf8 = None
-                events.append(Message(data.decode("utf-8")))
-            else:
-                events.append(Message(data))
-            self._msg_op = -1
 
     def _on_close(self, payload: bytes, events: list[Event]) -> None:
         # §5.5.1: a close payload is empty, or a 2-byte code and a UTF-8 reason.
@@ -767,7 +852,7 @@ class Connection:
             agreed = negotiate_server(request.headers.get_all("Sec-WebSocket-Extensions"), self.compression)
             if agreed is not None:
                 headers.append(("Sec-WebSocket-Extensions", agreed[0]))
-                self._deflate = PerMessageDeflate(
+                self._deflate = self._assembler.deflate = PerMessageDeflate(
                     agreed[1], client=False, level=self.compression.level, mem_level=self.compression.mem_level
                 )
                 self._parser = self._new_parser()
@@ -816,7 +901,7 @@ class Connection:
                 except ProtocolError as exc:
                     raise HandshakeError(101, str(exc)) from None
                 if params is not None:
-                    self._deflate = PerMessageDeflate(
+                    self._deflate = self._assembler.deflate = PerMessageDeflate(
                         params, client=True, level=self.compression.level, mem_level=self.compression.mem_level
                     )
                     self._parser = self._new_parser()
