@@ -12,8 +12,8 @@ cdef int _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
 cdef object _OPEN, _CLOSING, _CLOSED
 cdef tuple _NO_EVENTS
 
-# The helper of Connection is final (never subclassed): its cpdef
-# methods are called with no check for a Python override.
+# The helpers of Connection are final (never subclassed): the assembler's
+# cpdef methods are called with no check for a Python override.
 @cython.final
 cdef class MessageAssembler:
     cdef public object max_size, deliver_fragments, deflate, _buf, _utf8
@@ -25,12 +25,19 @@ cdef class MessageAssembler:
     cpdef frame(self, int op, bytes payload, bint fin, bint rsv1, list events)
     cpdef _on_data(self, bytes payload, bint fin, list events)
 
+@cython.final
+cdef class ServerHandshake:
+    cdef public object parser, key, pending
+
+@cython.final
+cdef class ClientHandshake:
+    cdef public object key, parser
+
 cdef class Connection:
     cdef public object client, subprotocols, origins, extra_headers, state
     cdef public object compression, process_request, defer_accept
     cdef public object subprotocol, request, response, close_code, close_reason
-    cdef public object _pending, _deflate, _mask, _parser, _pings
-    cdef public object _request_parser, _response_parser, _key
+    cdef public object _deflate, _mask, _parser, _handshake, _pings
     # Typed: receive_into reads whether a message is open from its struct.
     cdef public MessageAssembler _assembler
     cdef public list output

@@ -1,8 +1,13 @@
 """Sans-I/O WebSocket connection: bytes in, events and bytes out (RFC 6455).
 
-:class:`Connection` is the public class; it leaves making messages of data
-frames (§5.4, §5.6), with permessage-deflate (RFC 7692), UTF-8 and the size
-limit, to a :class:`MessageAssembler`.
+:class:`Connection` is the public class; it keeps the state, the close
+handshake, control frames and sending, and hands each other concern to a
+class of its own:
+
+* :class:`ServerHandshake` or :class:`ClientHandshake`, the opening
+  handshake of each side (§4.1, §4.2), while the connection is CONNECTING;
+* :class:`MessageAssembler`, which makes messages of data frames (§5.4,
+  §5.6), with permessage-deflate (RFC 7692), UTF-8 and the size limit.
 
 Rules of this module:
 
@@ -11,12 +16,13 @@ Rules of this module:
   it returns, and writes what :meth:`Connection.data_to_send` hands back.
 * One transition table, ``_TRANSITIONS``, holds every state change; an event
   that has no entry for the current state is the caller's mistake and raises
-  :class:`LocalProtocolError` with the state unchanged.
+  :class:`LocalProtocolError` with the state unchanged.  The handshake
+  objects change the connection's state only through
+  ``Connection._transition``; the assembler neither sends nor changes it.
 * A peer that breaks the protocol never raises out of ``receive_data``: the
   connection queues the close frame with the right code (§7.1.7 "fail the
   WebSocket connection"), moves to CLOSED and returns a :class:`Closed` event
-  whose ``error`` says what happened.  The assembler neither sends nor
-  changes the state: it raises, and the connection fails.
+  whose ``error`` says what happened.
 * The whole-message rule (a final text or binary frame without RSV1, with no
   message open, is a whole message) is written once in this layer, in
   :meth:`MessageAssembler.frame`; the codec's ``feed_messages`` applies it
@@ -376,6 +382,180 @@ class MessageAssembler:
         self._utf8 = None
 
 
+# -- the opening handshake -----------------------------------------------------
+#
+# One object per side, held by the Connection while it is CONNECTING and
+# dropped when it opens.  Each method is given the connection it works for
+# (no reference back, so no cycle to collect): the settings are read from
+# it when they are needed, what is sent goes to its output, and its state
+# changes only through Connection._transition.
+
+
+class ServerHandshake:
+    """The server's side of the opening handshake (RFC 6455 §4.2).
+
+    :meth:`receive` parses the request, hands it to ``process_request``,
+    checks it and its Origin, then answers 101 (:meth:`accept`) or refuses
+    (:meth:`reject`); with ``defer_accept`` it gives a :class:`Requested`
+    event and holds what follows the request until the application calls
+    :meth:`Connection.accept` or :meth:`Connection.reject`.
+    """
+
+    def __init__(self) -> None:
+        self.parser: RequestParser | None = RequestParser()
+        #: The client's Sec-WebSocket-Key, once the request was checked.
+        self.key = ""
+        #: Bytes that followed a request that awaits accept(): held (at most
+        #: _PENDING_MAX) and parsed once the connection is open; None when
+        #: no request awaits.
+        self.pending: bytearray | None = None
+
+    def receive(self, conn: Connection, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Bytes received while CONNECTING."""
+        if self.pending is not None:
+            return self._hold(conn, data)
+        assert self.parser is not None
+        try:
+            parsed = self.parser.feed_request(bytes(data))
+            if parsed is None:
+                return []
+            request, rest = parsed
+            if conn.process_request is not None:
+                answer = conn.process_request(request)
+                if answer is not None:
+                    status, headers, body = answer
+                    return self.reject(conn, status, body, list(headers))
+            key = check_request(request)
+            # §10.2: a server may refuse a browser's request by its Origin.
+            if conn.origins is not None and request.headers.get("Origin") not in conn.origins:
+                raise HandshakeError(403, "Origin not allowed")
+        except HandshakeError as exc:
+            return self.reject(conn, exc.status, str(exc) + "\n", exc.headers)
+        offered = parse_header_tokens(request.headers.get_all("Sec-WebSocket-Protocol"))
+        conn.request = request
+        self.key = key
+        self.parser = None
+        # §4.2.2: the server may take any time to decide; meanwhile nothing
+        # but the handshake's answer may be sent.
+        if conn.defer_accept:
+            self.pending = bytearray()
+            return [Requested(request, offered), *self._hold(conn, rest)]
+        chosen = next((p for p in conn.subprotocols if p.lower() in offered), None)
+        return self.accept(conn, chosen, (), rest)
+
+    def _hold(self, conn: Connection, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Keep bytes that arrive before accept(), within a bound.
+
+        RFC 6455 §4.1: the client must not send frames before the 101, so
+        anything here is a pipelining client; past _PENDING_MAX it is refused.
+        """
+        assert self.pending is not None
+        self.pending += data
+        if len(self.pending) > _PENDING_MAX:
+            return self.reject(conn, 400, "data sent before the handshake completed\n")
+        return []
+
+    def accept(
+        self, conn: Connection, chosen: str | None, extra_headers: Sequence[tuple[str, str]], rest: bytes
+    ) -> list[Event]:
+        """Queue the 101 response (§4.2.2) and open the connection; then
+        the bytes that followed the request."""
+        request = conn.request
+        assert request is not None
+        headers = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(self.key)),
+        ]
+        if chosen:
+            headers.append(("Sec-WebSocket-Protocol", chosen))
+        deflate = None
+        config = conn.compression
+        if config is not None:
+            # RFC 7692 §5: the first offer this server can take.
+            agreed = negotiate_server(request.headers.get_all("Sec-WebSocket-Extensions"), config)
+            if agreed is not None:
+                headers.append(("Sec-WebSocket-Extensions", agreed[0]))
+                deflate = PerMessageDeflate(agreed[1], client=False, level=config.level, mem_level=config.mem_level)
+        headers.extend(conn.extra_headers)
+        headers.extend(extra_headers)
+        conn.output.append(build_response(101, headers))
+        conn.subprotocol = chosen
+        self.pending = None
+        return conn._opened(request, None, deflate, rest)
+
+    def reject(
+        self, conn: Connection, status: int, body: str | bytes = "", headers: Sequence[tuple[str, str]] = ()
+    ) -> list[Event]:
+        """Answer with ``status`` instead of upgrading (§4.2.2: any status
+        but 101 ends the handshake); the connection is closed."""
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        conn.output.append(build_response(status, list(headers), raw))
+        conn._transition("reject")
+        self.pending = None
+        return [Rejected(status, raw[:200].decode("utf-8", "replace").strip())]
+
+
+class ClientHandshake:
+    """The client's side of the opening handshake (RFC 6455 §4.1).
+
+    :meth:`connect` queues the request; :meth:`receive` parses the answer,
+    checks it (§4.1: the status, the accept key, the subprotocol) and
+    accepts the extension the server agreed to (RFC 7692 §5), then opens
+    the connection, or closes it with a :class:`Rejected` event.
+    """
+
+    def __init__(self) -> None:
+        #: Our Sec-WebSocket-Key, once the request was made.
+        self.key = ""
+        #: Set by connect(): the response is awaited.
+        self.parser: ResponseParser | None = None
+
+    def connect(self, conn: Connection, host: str, path: str, origin: str | None) -> None:
+        """Queue the request on ``conn``."""
+        self.key = generate_key()
+        config = conn.compression
+        conn.output.append(
+            build_request(
+                host, path, self.key, subprotocols=conn.subprotocols,
+                extensions=config.offer() if config is not None else None,
+                origin=origin, extra_headers=conn.extra_headers,
+            )
+        )
+        self.parser = ResponseParser()
+
+    def receive(self, conn: Connection, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Bytes received while CONNECTING: the response, then frames."""
+        if self.parser is None:
+            raise LocalProtocolError("receive_data() before connect() on a client connection")
+        deflate = None
+        try:
+            parsed = self.parser.feed_response(bytes(data))
+            if parsed is None:
+                return []
+            response, rest = parsed
+            conn.response = response
+            conn.subprotocol = check_response(response, self.key, conn.subprotocols)
+            ext = response.headers.get_all("Sec-WebSocket-Extensions")
+            config = conn.compression
+            # RFC 6455 §4.1 (step 5 of the response's checks): no extension
+            # that was not asked for.
+            if ext and config is None:
+                raise HandshakeError(101, "server accepted an extension that was not offered")
+            if config is not None:
+                try:
+                    params = accept_client(ext, config)
+                except ProtocolError as exc:
+                    raise HandshakeError(101, str(exc)) from None
+                if params is not None:
+                    deflate = PerMessageDeflate(params, client=True, level=config.level, mem_level=config.mem_level)
+        except HandshakeError as exc:
+            conn._transition("reject")
+            return [Rejected(exc.status, str(exc))]
+        self.parser = None
+        return conn._opened(None, response, deflate, rest)
+
+
 # -- the connection ------------------------------------------------------------
 
 
@@ -409,6 +589,12 @@ class Connection:
             :class:`Requested` event and waits for :meth:`accept` (choosing
             the subprotocol and extra headers then) or :meth:`reject`; for
             frameworks where the application decides (ASGI).
+
+    The connection leaves the opening handshake to a :class:`ServerHandshake`
+    or :class:`ClientHandshake` while CONNECTING (they read the settings above
+    from it when they need them), and data frames to a
+    :class:`MessageAssembler`, which keeps ``max_message_size`` and
+    ``deliver_fragments``.
     """
 
     def __init__(
@@ -434,9 +620,6 @@ class Connection:
         self.compression = compression
         self.process_request = process_request
         self.defer_accept = defer_accept
-        # Bytes that followed the request while it awaits accept(): held
-        # (at most _PENDING_MAX) and parsed once the connection is open.
-        self._pending: bytearray | None = None
         self.subprotocol: str | None = None
         self.request: Request | None = None
         self.response: Response | None = None
@@ -459,11 +642,10 @@ class Connection:
         self._deflate = deflate
         self._assembler = MessageAssembler(max_message_size, deliver_fragments, deflate)
         self._parser = self._new_parser()
-        self._request_parser: RequestParser | None = (
-            RequestParser() if self.state is State.CONNECTING and not client else None
-        )
-        self._response_parser: ResponseParser | None = None
-        self._key = ""
+        # The opening handshake, until the connection opens (§4).
+        self._handshake: ServerHandshake | ClientHandshake | None = None
+        if handshake:
+            self._handshake = ClientHandshake() if client else ServerHandshake()
         self._pings: dict[bytes, int] = {}
 
     @property
@@ -503,6 +685,22 @@ class Connection:
             self.state = _TRANSITIONS[(self.state, what)]
         except KeyError:
             raise LocalProtocolError(f"cannot {what.replace('_', ' ')} in state {self.state.name}") from None
+
+    def _opened(
+        self, request: Request | None, response: Response | None, deflate: PerMessageDeflate | None, rest: bytes
+    ) -> list[Event]:
+        """The opening handshake succeeded (§4.1, §4.2.2): OPEN, with the
+        compression it agreed on; then the frames that came right after it."""
+        self._transition("accept")
+        self._handshake = None
+        if deflate is not None:
+            self._deflate = deflate
+            self._assembler.deflate = deflate
+            self._parser = self._new_parser()
+        events: list[Event] = [Opened(request, self.subprotocol, response, self._deflate is not None)]
+        if rest:
+            events.extend(self.receive_data(rest))
+        return events
 
     # -- output -----------------------------------------------------------------
 
@@ -637,11 +835,9 @@ class Connection:
         if state is State.CLOSED:
             return []  # §7.1.1: after the close, data is ignored
         if state is State.CONNECTING:
-            if self.client:
-                return self._receive_response(bytes(data))
-            if self._pending is not None:
-                return self._hold(data)
-            return self._receive_handshake(bytes(data))
+            handshake = self._handshake
+            assert handshake is not None  # CONNECTING: the handshake is not done
+            return handshake.receive(self, data)
         events: list[Event] = []
         try:
             frames = self._parser.feed(data)
@@ -780,47 +976,7 @@ class Connection:
         self.close_reason = reason
         events.append(Closed(code, reason, None))
 
-    # -- handshake (server side) ---------------------------------------------------
-
-    def _receive_handshake(self, data: bytes) -> list[Event]:
-        assert self._request_parser is not None
-        try:
-            parsed = self._request_parser.feed_request(data)
-            if parsed is None:
-                return []
-            request, rest = parsed
-            if self.process_request is not None:
-                answer = self.process_request(request)
-                if answer is not None:
-                    status, headers, body = answer
-                    return self.reject(status, body, list(headers))
-            key = check_request(request)
-            if self.origins is not None and request.headers.get("Origin") not in self.origins:
-                raise HandshakeError(403, "Origin not allowed")
-        except HandshakeError as exc:
-            return self.reject(exc.status, str(exc) + "\n", exc.headers)
-        offered = parse_header_tokens(request.headers.get_all("Sec-WebSocket-Protocol"))
-        self.request = request
-        self._key = key
-        self._request_parser = None
-        if self.defer_accept:
-            self._pending = bytearray()
-            return [Requested(request, offered), *self._hold(rest)]
-        chosen = next((p for p in self.subprotocols if p.lower() in offered), None)
-        return self._open(chosen, (), rest)
-
-    def _hold(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        """Keep bytes that arrive before accept(), within a bound.
-
-        RFC 6455 §4.1: the client must not send frames before the 101, so
-        anything here is a pipelining client; past _PENDING_MAX it is refused.
-        """
-        assert self._pending is not None
-        self._pending += data
-        if len(self._pending) > _PENDING_MAX:
-            self._pending = None
-            return self.reject(400, "data sent before the handshake completed\n")
-        return []
+    # -- the opening handshake, by the handshake objects -------------------------------
 
     def accept(self, subprotocol: str | None = None, extra_headers: Sequence[tuple[str, str]] = ()) -> list[Event]:
         """Complete a deferred handshake with 101 (server, ``defer_accept``).
@@ -831,98 +987,25 @@ class Connection:
         Raises:
             LocalProtocolError: no request awaits acceptance.
         """
-        if self._pending is None or self.state is not State.CONNECTING:
+        handshake = self._handshake
+        if (not isinstance(handshake, ServerHandshake) or handshake.pending is None
+                or self.state is not State.CONNECTING):
             raise LocalProtocolError(f"no request awaits acceptance in state {self.state.name}")
-        rest = bytes(self._pending)
-        self._pending = None
-        return self._open(subprotocol, extra_headers, rest)
-
-    def _open(self, chosen: str | None, extra_headers: Sequence[tuple[str, str]], rest: bytes) -> list[Event]:
-        """Queue the 101 response (§4.2.2) and open the connection."""
-        request = self.request
-        assert request is not None
-        headers = [
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", accept_key(self._key)),
-        ]
-        if chosen:
-            headers.append(("Sec-WebSocket-Protocol", chosen))
-        if self.compression is not None:
-            agreed = negotiate_server(request.headers.get_all("Sec-WebSocket-Extensions"), self.compression)
-            if agreed is not None:
-                headers.append(("Sec-WebSocket-Extensions", agreed[0]))
-                self._deflate = self._assembler.deflate = PerMessageDeflate(
-                    agreed[1], client=False, level=self.compression.level, mem_level=self.compression.mem_level
-                )
-                self._parser = self._new_parser()
-        headers.extend(self.extra_headers)
-        headers.extend(extra_headers)
-        self.output.append(build_response(101, headers))
-        self._transition("accept")
-        self.subprotocol = chosen
-        events: list[Event] = [Opened(request, chosen, None, self._deflate is not None)]
-        if rest:
-            events.extend(self.receive_data(rest))
-        return events
-
-    # -- handshake (client side) ---------------------------------------------------
-
-    def connect(self, host: str, path: str = "/", *, origin: str | None = None) -> None:
-        """Queue the opening handshake request (client side, §4.1)."""
-        if not self.client or self.state is not State.CONNECTING or self._response_parser is not None:
-            raise LocalProtocolError("connect() is for a client connection that has not started")
-        self._key = generate_key()
-        self.output.append(
-            build_request(
-                host, path, self._key, subprotocols=self.subprotocols,
-                extensions=self.compression.offer() if self.compression is not None else None,
-                origin=origin, extra_headers=self.extra_headers,
-            )
-        )
-        self._response_parser = ResponseParser()
-
-    def _receive_response(self, data: bytes) -> list[Event]:
-        if self._response_parser is None:
-            raise LocalProtocolError("receive_data() before connect() on a client connection")
-        try:
-            parsed = self._response_parser.feed_response(data)
-            if parsed is None:
-                return []
-            response, rest = parsed
-            self.response = response
-            self.subprotocol = check_response(response, self._key, self.subprotocols)
-            ext = response.headers.get_all("Sec-WebSocket-Extensions")
-            if ext and self.compression is None:
-                raise HandshakeError(101, "server accepted an extension that was not offered")
-            if self.compression is not None:
-                try:
-                    params = accept_client(ext, self.compression)
-                except ProtocolError as exc:
-                    raise HandshakeError(101, str(exc)) from None
-                if params is not None:
-                    self._deflate = self._assembler.deflate = PerMessageDeflate(
-                        params, client=True, level=self.compression.level, mem_level=self.compression.mem_level
-                    )
-                    self._parser = self._new_parser()
-        except HandshakeError as exc:
-            self._transition("reject")
-            return [Rejected(exc.status, str(exc))]
-        self._transition("accept")
-        self._response_parser = None
-        events: list[Event] = [Opened(None, self.subprotocol, response, self._deflate is not None)]
-        if rest:
-            events.extend(self.receive_data(rest))
-        return events
+        return handshake.accept(self, subprotocol, extra_headers, bytes(handshake.pending))
 
     def reject(
         self, status: int, body: str | bytes = "", headers: Sequence[tuple[str, str]] = ()
     ) -> list[Event]:
         """Answer the handshake with ``status`` instead of upgrading (server side)."""
-        if self.client or self.state is not State.CONNECTING:
+        handshake = self._handshake
+        if self.client or self.state is not State.CONNECTING or not isinstance(handshake, ServerHandshake):
             raise LocalProtocolError(f"cannot reject in state {self.state.name}")
-        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        self.output.append(build_response(status, list(headers), raw))
-        self._transition("reject")
-        self._pending = None
-        return [Rejected(status, raw[:200].decode("utf-8", "replace").strip())]
+        return handshake.reject(self, status, body, headers)
+
+    def connect(self, host: str, path: str = "/", *, origin: str | None = None) -> None:
+        """Queue the opening handshake request (client side, §4.1)."""
+        handshake = self._handshake
+        if (not self.client or self.state is not State.CONNECTING
+                or not isinstance(handshake, ClientHandshake) or handshake.parser is not None):
+            raise LocalProtocolError("connect() is for a client connection that has not started")
+        handshake.connect(self, host, path, origin)
