@@ -140,6 +140,33 @@ def is_valid_close_code(code: int) -> bool:
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
+def _close_payload(code: int | None, reason: str) -> bytes:
+    """§5.5.1: the payload of a close frame we send."""
+    if code is None:
+        return b""
+    if not is_valid_close_code(code):
+        raise LocalProtocolError(f"close code {code} may not be sent (RFC 6455 §7.4)")
+    raw = reason.encode("utf-8")
+    if len(raw) > 123:
+        raise LocalProtocolError("close reason longer than 123 bytes (RFC 6455 §5.5)")
+    return struct.pack("!H", code) + raw
+
+
+def _frame_parser(client: bool, max_message_size: int | None, compressed: bool) -> Any:
+    """The frame parser for one side of a connection (§5.1: a server gets
+    masked frames, a client unmasked ones), within the message limit."""
+    limit = plain = max_message_size
+    if compressed and limit is not None:
+        # A compressed frame may be a little larger than what it holds
+        # (stored blocks); the message budget is enforced after inflating.
+        # An uncompressed text or binary frame (RFC 7692 §6.1: no RSV1)
+        # is message bytes: the parser keeps it to the limit itself, so
+        # no path (the message sink of receive_into included) sees it.
+        limit = limit + (limit >> 7) + 1024
+    return _FrameParser(expect_mask=not client, max_frame_size=limit,
+                        allow_rsv1=compressed, max_uncompressed_frame_size=plain)
+
+
 # -- events --------------------------------------------------------------------
 
 
@@ -641,7 +668,7 @@ class Connection:
         # the assembler; both hold the one negotiated object.
         self._deflate = deflate
         self._assembler = MessageAssembler(max_message_size, deliver_fragments, deflate)
-        self._parser = self._new_parser()
+        self._parser = _frame_parser(client, max_message_size, deflate is not None)
         # The opening handshake, until the connection opens (§4).
         self._handshake: ServerHandshake | ClientHandshake | None = None
         if handshake:
@@ -666,18 +693,6 @@ class Connection:
     def deliver_fragments(self, value: bool) -> None:
         self._assembler.deliver_fragments = value
 
-    def _new_parser(self) -> Any:
-        limit = plain = self.max_message_size
-        if self._deflate is not None and limit is not None:
-            # A compressed frame may be a little larger than what it holds
-            # (stored blocks); the message budget is enforced after inflating.
-            # An uncompressed text or binary frame (RFC 7692 §6.1: no RSV1)
-            # is message bytes: the parser keeps it to the limit itself, so
-            # no path (the message sink of receive_into included) sees it.
-            limit = limit + (limit >> 7) + 1024
-        return _FrameParser(expect_mask=not self.client, max_frame_size=limit,
-                            allow_rsv1=self._deflate is not None, max_uncompressed_frame_size=plain)
-
     # -- state ----------------------------------------------------------------
 
     def _transition(self, what: str) -> None:
@@ -696,7 +711,7 @@ class Connection:
         if deflate is not None:
             self._deflate = deflate
             self._assembler.deflate = deflate
-            self._parser = self._new_parser()
+            self._parser = _frame_parser(self.client, self.max_message_size, True)
         events: list[Event] = [Opened(request, self.subprotocol, response, self._deflate is not None)]
         if rest:
             events.extend(self.receive_data(rest))
@@ -797,20 +812,9 @@ class Connection:
         """
         if self.state is not State.OPEN:
             raise LocalProtocolError(f"cannot send close in state {self.state.name}")
-        payload = self._close_payload(code, reason)
+        payload = _close_payload(code, reason)
         self._transition("send_close")
         self.output.append(_encode_frame(_CLOSE, payload, mask=self._mask))
-
-    @staticmethod
-    def _close_payload(code: int | None, reason: str) -> bytes:
-        if code is None:
-            return b""
-        if not is_valid_close_code(code):
-            raise LocalProtocolError(f"close code {code} may not be sent (RFC 6455 §7.4)")
-        raw = reason.encode("utf-8")
-        if len(raw) > 123:
-            raise LocalProtocolError("close reason longer than 123 bytes (RFC 6455 §5.5)")
-        return struct.pack("!H", code) + raw
 
     # -- input -------------------------------------------------------------------
 
@@ -913,7 +917,7 @@ class Connection:
         code = getattr(exc, "close_code", 1002)
         if self.state is State.OPEN:
             reason = str(exc).encode("utf-8")[:123].decode("utf-8", "ignore")
-            self.output.append(_encode_frame(_CLOSE, self._close_payload(code, reason), mask=self._mask))
+            self.output.append(_encode_frame(_CLOSE, _close_payload(code, reason), mask=self._mask))
         self._transition("fail")
         self.close_code = code
         self.close_reason = str(exc)
