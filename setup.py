@@ -110,7 +110,23 @@ def extensions() -> list[Extension]:
         for stem in compiled
     ]
     return cythonize(exts, compiler_directives={**directives, "annotation_typing": False},
-                     force=SANITIZE or TRACE)
+                     force=SANITIZE or TRACE or _sources_newer_than_c())
+
+
+def _sources_newer_than_c() -> bool:
+    """Whether any Cython input is newer than a generated C file.
+
+    cythonize's own dependency tracking looks for ``<stem>_py.pxd`` beside
+    ``<stem>_py.py``, so it misses a change to the augmenting ``_c.pxd`` and
+    to what that cimports (cython/cython#1428): the stale C then fails at
+    import ("size changed").  Any newer input regenerates everything."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastframe")
+    names = os.listdir(here)
+    generated = [os.path.getmtime(os.path.join(here, n)) for n in names if n.endswith(".c")]
+    if not generated:
+        return False
+    inputs = [os.path.getmtime(os.path.join(here, n)) for n in names if n.endswith((".pxd", ".pyx", ".h", "_py.py"))]
+    return max(inputs) > min(generated)
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

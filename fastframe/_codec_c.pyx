@@ -594,6 +594,9 @@ cdef class FrameParser:
         (first byte 0x81 or 0x82: FIN, no RSV bit) arriving before any
         frame that the caller must see, so that order is kept; text that is
         not valid UTF-8 stays a frame, for the caller to fail with 1007.
+        The rule is the protocol layer's, written once there in
+        ``MessageAssembler.frame`` (``_protocol_py.py``); this is its fast
+        path in C.
         """
         cdef object message
         if self._sink is None or PyList_GET_SIZE(frames) != 0 or (b0 != 0x81 and b0 != 0x82):

@@ -267,7 +267,11 @@ def _dispatch(
     arg: Any,
 ) -> list[Frame]:
     """feed_messages: hand the whole messages at the head of ``frames`` to
-    the sink; return the frames from the first other one on."""
+    the sink; return the frames from the first other one on.
+
+    The whole-message rule is the protocol layer's, written once there in
+    ``MessageAssembler.frame`` (``_protocol_py.py``); this is its fast path,
+    which leaves every other frame, bad UTF-8 included, to that method."""
     for i, f in enumerate(frames):
         op = f.opcode
         if not f.fin or f.rsv1 or (op != Opcode.TEXT and op != Opcode.BINARY):

@@ -1,5 +1,14 @@
 """Sans-I/O WebSocket connection: bytes in, events and bytes out (RFC 6455).
 
+:class:`Connection` is the public class; it keeps the state, the close
+handshake, control frames and sending, and hands each other concern to a
+class of its own:
+
+* :class:`ServerHandshake` or :class:`ClientHandshake`, the opening
+  handshake of each side (§4.1, §4.2), while the connection is CONNECTING;
+* :class:`MessageAssembler`, which makes messages of data frames (§5.4,
+  §5.6), with permessage-deflate (RFC 7692), UTF-8 and the size limit.
+
 Rules of this module:
 
 * No I/O and no clock: nothing here imports asyncio or socket.  The caller
@@ -7,11 +16,17 @@ Rules of this module:
   it returns, and writes what :meth:`Connection.data_to_send` hands back.
 * One transition table, ``_TRANSITIONS``, holds every state change; an event
   that has no entry for the current state is the caller's mistake and raises
-  :class:`LocalProtocolError` with the state unchanged.
+  :class:`LocalProtocolError` with the state unchanged.  The handshake
+  objects change the connection's state only through
+  ``Connection._transition``; the assembler neither sends nor changes it.
 * A peer that breaks the protocol never raises out of ``receive_data``: the
   connection queues the close frame with the right code (§7.1.7 "fail the
   WebSocket connection"), moves to CLOSED and returns a :class:`Closed` event
   whose ``error`` says what happened.
+* The whole-message rule (a final text or binary frame without RSV1, with no
+  message open, is a whole message) is written once in this layer, in
+  :meth:`MessageAssembler.frame`; the codec's ``feed_messages`` applies it
+  in its own code on the per-message path of :meth:`Connection.receive_into`.
 * The per-frame path is kept short: the compiled FrameParser does framing,
   masking and limits; this layer only assembles messages.
 """
@@ -123,6 +138,33 @@ def is_valid_close_code(code: int) -> bool:
     1005, 1006 and 1015 are reserved and never sent.
     """
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def _close_payload(code: int | None, reason: str) -> bytes:
+    """§5.5.1: the payload of a close frame we send."""
+    if code is None:
+        return b""
+    if not is_valid_close_code(code):
+        raise LocalProtocolError(f"close code {code} may not be sent (RFC 6455 §7.4)")
+    raw = reason.encode("utf-8")
+    if len(raw) > 123:
+        raise LocalProtocolError("close reason longer than 123 bytes (RFC 6455 §5.5)")
+    return struct.pack("!H", code) + raw
+
+
+def _frame_parser(client: bool, max_message_size: int | None, compressed: bool) -> Any:
+    """The frame parser for one side of a connection (§5.1: a server gets
+    masked frames, a client unmasked ones), within the message limit."""
+    limit = plain = max_message_size
+    if compressed and limit is not None:
+        # A compressed frame may be a little larger than what it holds
+        # (stored blocks); the message budget is enforced after inflating.
+        # An uncompressed text or binary frame (RFC 7692 §6.1: no RSV1)
+        # is message bytes: the parser keeps it to the limit itself, so
+        # no path (the message sink of receive_into included) sees it.
+        limit = limit + (limit >> 7) + 1024
+    return _FrameParser(expect_mask=not client, max_frame_size=limit,
+                        allow_rsv1=compressed, max_uncompressed_frame_size=plain)
 
 
 # -- events --------------------------------------------------------------------
@@ -241,6 +283,306 @@ class Closed(Event):
     error: Exception | None = None
 
 
+# -- message assembly ----------------------------------------------------------
+
+
+class MessageAssembler:
+    """Data frames in, messages out (RFC 6455 §5.4, §5.6; RFC 7692 §6).
+
+    At most one message is open at a time (``op``: its opcode, -1 when none
+    is).  :meth:`frame` takes each text, binary or continuation frame: a
+    whole message is delivered at once; any other frame opens a message or
+    adds to it, inflated when it is compressed, counted against
+    ``max_size`` as its bytes arrive (1009 at the byte that passes it),
+    text validated as it comes (1007 at the first bad byte, §8.1), then
+    delivered as one :class:`Message` or, with ``deliver_fragments``,
+    piece by piece as :class:`Fragment` events.  A whole message is not
+    counted here: the connection's frame parser keeps an uncompressed frame
+    within the limit.  A peer's mistake raises :class:`ProtocolError` (a
+    subclass carries the close code): the :class:`Connection` fails on it.
+
+    Args:
+        max_size: the largest message, in bytes (None: no limit).
+        deliver_fragments: hand data over as :class:`Fragment` events as
+            it arrives instead of holding the message.
+        deflate: the negotiated permessage-deflate, which inflates the
+            messages sent with RSV1 (None: none was negotiated).
+    """
+
+    def __init__(
+        self, max_size: int | None = 1 << 20, deliver_fragments: bool = False,
+        deflate: PerMessageDeflate | None = None,
+    ) -> None:
+        self.max_size = max_size
+        self.deliver_fragments = deliver_fragments
+        self.deflate = deflate
+        # The open message (§5.4): its opcode (-1: none), whether it is
+        # compressed, its bytes so far (held, or counted once delivered as
+        # fragments), whether no Fragment of it went out yet, its validator.
+        self.op = -1
+        self._compressed = False
+        self._buf = bytearray()
+        self._len = 0
+        self._first = False
+        self._utf8: Any = None
+
+    def frame(self, op: int, payload: bytes, fin: bool, rsv1: bool, events: list[Event]) -> None:
+        """A text, binary or continuation frame: add it; the message or
+        fragment it completes goes to ``events``.
+
+        Raises:
+            ProtocolError: the frame breaks §5.4 or RFC 7692 §6.1, or its
+                data is not valid compressed data.
+            InvalidUTF8: text that is not UTF-8 (1007).
+            PayloadTooBig: the message grew past ``max_size`` (1009).
+        """
+        if op == _CONT:
+            if self.op < 0:
+                raise ProtocolError("continuation frame without a message to continue")
+            # RFC 7692 §6.1: RSV1 is set on the first frame only.
+            if rsv1:
+                raise ProtocolError("RSV1 set on a continuation frame")
+            self._on_data(payload, fin, events)
+            return
+        # §5.4: a new data frame while a message is open is an error.
+        if self.op >= 0:
+            raise ProtocolError("new message started before the previous one finished")
+        if fin and not rsv1:
+            # The whole-message rule, the one place of it in this layer: a
+            # final text or binary frame without RSV1 (RFC 7692 §6.1: not
+            # compressed), with no message open, is a whole message; text
+            # is decoded, and fails with 1007 if it is not UTF-8 (§8.1).
+            # The codec's FrameParser.feed_messages applies the same rule
+            # in its own code as the per-message fast path of receive_into,
+            # and leaves everything else (bad UTF-8 too) to this method.
+            if op == _TEXT:
+                try:
+                    events.append(Message(payload.decode("utf-8")))
+                except UnicodeDecodeError:
+                    raise InvalidUTF8("text message is not valid UTF-8") from None
+            else:
+                events.append(Message(payload))
+            return
+        self.op = op
+        self._compressed = rsv1
+        self._buf = bytearray()
+        self._len = 0
+        self._first = True
+        self._utf8 = _Utf8Validator() if op == _TEXT else None
+        self._on_data(payload, fin, events)
+
+    def _on_data(self, payload: bytes, fin: bool, events: list[Event]) -> None:
+        """Add a fragment's data to the open message; emit it when final."""
+        limit = self.max_size
+        if self._compressed:
+            budget = None if limit is None else limit - self._len
+            payload = self.deflate.decompress(payload, budget, fin)  # type: ignore[union-attr]
+        # The budget counts the bytes held; a bytearray keeps no per-fragment
+        # overhead, so many tiny fragments cost their bytes and nothing more.
+        elif limit is not None and self._len + len(payload) > limit:
+            raise PayloadTooBig(f"message exceeds max_message_size {limit}")
+        self._len += len(payload)
+        if self._utf8 is not None:
+            self._utf8.feed(payload, fin)  # fail fast (§8.1)
+        if self.deliver_fragments:
+            events.append(Fragment(payload, self._first, fin, self.op == _TEXT))
+            self._first = False
+            if fin:
+                self._utf8 = None
+                self.op = -1
+            return
+        self._buf += payload
+        if fin:
+            data = bytes(self._buf)
+            self._buf = bytearray()
+            if self.op == _TEXT:
+                self._utf8 = None
+                events.append(Message(data.decode("utf-8")))
+            else:
+                events.append(Message(data))
+            self.op = -1
+
+    def clear(self) -> None:
+        """Drop the open message, if any (the connection failed)."""
+        self.op = -1
+        self._buf = bytearray()
+        self._utf8 = None
+
+
+# -- the opening handshake -----------------------------------------------------
+#
+# One object per side, held by the Connection while it is CONNECTING and
+# dropped when it opens.  Each method is given the connection it works for
+# (no reference back, so no cycle to collect): the settings are read from
+# it when they are needed, what is sent goes to its output, and its state
+# changes only through Connection._transition.
+
+
+class ServerHandshake:
+    """The server's side of the opening handshake (RFC 6455 §4.2).
+
+    :meth:`receive` parses the request, hands it to ``process_request``,
+    checks it and its Origin, then answers 101 (:meth:`accept`) or refuses
+    (:meth:`reject`); with ``defer_accept`` it gives a :class:`Requested`
+    event and holds what follows the request until the application calls
+    :meth:`Connection.accept` or :meth:`Connection.reject`.
+    """
+
+    def __init__(self) -> None:
+        self.parser: RequestParser | None = RequestParser()
+        #: The client's Sec-WebSocket-Key, once the request was checked.
+        self.key = ""
+        #: Bytes that followed a request that awaits accept(): held (at most
+        #: _PENDING_MAX) and parsed once the connection is open; None when
+        #: no request awaits.
+        self.pending: bytearray | None = None
+
+    def receive(self, conn: Connection, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Bytes received while CONNECTING."""
+        if self.pending is not None:
+            return self._hold(conn, data)
+        assert self.parser is not None
+        try:
+            parsed = self.parser.feed_request(bytes(data))
+            if parsed is None:
+                return []
+            request, rest = parsed
+            if conn.process_request is not None:
+                answer = conn.process_request(request)
+                if answer is not None:
+                    status, headers, body = answer
+                    return self.reject(conn, status, body, list(headers))
+            key = check_request(request)
+            # §10.2: a server may refuse a browser's request by its Origin.
+            if conn.origins is not None and request.headers.get("Origin") not in conn.origins:
+                raise HandshakeError(403, "Origin not allowed")
+        except HandshakeError as exc:
+            return self.reject(conn, exc.status, str(exc) + "\n", exc.headers)
+        offered = parse_header_tokens(request.headers.get_all("Sec-WebSocket-Protocol"))
+        conn.request = request
+        self.key = key
+        self.parser = None
+        # §4.2.2: the server may take any time to decide; meanwhile nothing
+        # but the handshake's answer may be sent.
+        if conn.defer_accept:
+            self.pending = bytearray()
+            return [Requested(request, offered), *self._hold(conn, rest)]
+        chosen = next((p for p in conn.subprotocols if p.lower() in offered), None)
+        return self.accept(conn, chosen, (), rest)
+
+    def _hold(self, conn: Connection, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Keep bytes that arrive before accept(), within a bound.
+
+        RFC 6455 §4.1: the client must not send frames before the 101, so
+        anything here is a pipelining client; past _PENDING_MAX it is refused.
+        """
+        assert self.pending is not None
+        self.pending += data
+        if len(self.pending) > _PENDING_MAX:
+            return self.reject(conn, 400, "data sent before the handshake completed\n")
+        return []
+
+    def accept(
+        self, conn: Connection, chosen: str | None, extra_headers: Sequence[tuple[str, str]], rest: bytes
+    ) -> list[Event]:
+        """Queue the 101 response (§4.2.2) and open the connection; then
+        the bytes that followed the request."""
+        request = conn.request
+        assert request is not None
+        headers = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(self.key)),
+        ]
+        if chosen:
+            headers.append(("Sec-WebSocket-Protocol", chosen))
+        deflate = None
+        config = conn.compression
+        if config is not None:
+            # RFC 7692 §5: the first offer this server can take.
+            agreed = negotiate_server(request.headers.get_all("Sec-WebSocket-Extensions"), config)
+            if agreed is not None:
+                headers.append(("Sec-WebSocket-Extensions", agreed[0]))
+                deflate = PerMessageDeflate(agreed[1], client=False, level=config.level, mem_level=config.mem_level)
+        headers.extend(conn.extra_headers)
+        headers.extend(extra_headers)
+        conn.output.append(build_response(101, headers))
+        conn.subprotocol = chosen
+        self.pending = None
+        return conn._opened(request, None, deflate, rest)
+
+    def reject(
+        self, conn: Connection, status: int, body: str | bytes = "", headers: Sequence[tuple[str, str]] = ()
+    ) -> list[Event]:
+        """Answer with ``status`` instead of upgrading (§4.2.2: any status
+        but 101 ends the handshake); the connection is closed."""
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        conn.output.append(build_response(status, list(headers), raw))
+        conn._transition("reject")
+        self.pending = None
+        return [Rejected(status, raw[:200].decode("utf-8", "replace").strip())]
+
+
+class ClientHandshake:
+    """The client's side of the opening handshake (RFC 6455 §4.1).
+
+    :meth:`connect` queues the request; :meth:`receive` parses the answer,
+    checks it (§4.1: the status, the accept key, the subprotocol) and
+    accepts the extension the server agreed to (RFC 7692 §5), then opens
+    the connection, or closes it with a :class:`Rejected` event.
+    """
+
+    def __init__(self) -> None:
+        #: Our Sec-WebSocket-Key, once the request was made.
+        self.key = ""
+        #: Set by connect(): the response is awaited.
+        self.parser: ResponseParser | None = None
+
+    def connect(self, conn: Connection, host: str, path: str, origin: str | None) -> None:
+        """Queue the request on ``conn``."""
+        self.key = generate_key()
+        config = conn.compression
+        conn.output.append(
+            build_request(
+                host, path, self.key, subprotocols=conn.subprotocols,
+                extensions=config.offer() if config is not None else None,
+                origin=origin, extra_headers=conn.extra_headers,
+            )
+        )
+        self.parser = ResponseParser()
+
+    def receive(self, conn: Connection, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Bytes received while CONNECTING: the response, then frames."""
+        if self.parser is None:
+            raise LocalProtocolError("receive_data() before connect() on a client connection")
+        deflate = None
+        try:
+            parsed = self.parser.feed_response(bytes(data))
+            if parsed is None:
+                return []
+            response, rest = parsed
+            conn.response = response
+            conn.subprotocol = check_response(response, self.key, conn.subprotocols)
+            ext = response.headers.get_all("Sec-WebSocket-Extensions")
+            config = conn.compression
+            # RFC 6455 §4.1 (step 5 of the response's checks): no extension
+            # that was not asked for.
+            if ext and config is None:
+                raise HandshakeError(101, "server accepted an extension that was not offered")
+            if config is not None:
+                try:
+                    params = accept_client(ext, config)
+                except ProtocolError as exc:
+                    raise HandshakeError(101, str(exc)) from None
+                if params is not None:
+                    deflate = PerMessageDeflate(params, client=True, level=config.level, mem_level=config.mem_level)
+        except HandshakeError as exc:
+            conn._transition("reject")
+            return [Rejected(exc.status, str(exc))]
+        self.parser = None
+        return conn._opened(None, response, deflate, rest)
+
+
 # -- the connection ------------------------------------------------------------
 
 
@@ -274,6 +616,12 @@ class Connection:
             :class:`Requested` event and waits for :meth:`accept` (choosing
             the subprotocol and extra headers then) or :meth:`reject`; for
             frameworks where the application decides (ASGI).
+
+    The connection leaves the opening handshake to a :class:`ServerHandshake`
+    or :class:`ClientHandshake` while CONNECTING (they read the settings above
+    from it when they need them), and data frames to a
+    :class:`MessageAssembler`, which keeps ``max_message_size`` and
+    ``deliver_fragments``.
     """
 
     def __init__(
@@ -292,24 +640,16 @@ class Connection:
         defer_accept: bool = False,
     ) -> None:
         self.client = client
-        self.max_message_size = max_message_size
         self.subprotocols = list(subprotocols or [])
         self.origins = origins
         self.extra_headers = list(extra_headers or [])
         self.state = State.CONNECTING if handshake else State.OPEN
         self.compression = compression
         self.process_request = process_request
-        self.deliver_fragments = deliver_fragments
         self.defer_accept = defer_accept
-        # Bytes that followed the request while it awaits accept(): held
-        # (at most _PENDING_MAX) and parsed once the connection is open.
-        self._pending: bytearray | None = None
-        self._msg_len = 0
-        self._msg_first = False
         self.subprotocol: str | None = None
         self.request: Request | None = None
         self.response: Response | None = None
-        self._deflate = deflate
         self.close_code: int | None = None
         self.close_reason = ""
         #: The byte strings to write, in order: everything the connection
@@ -324,31 +664,34 @@ class Connection:
         # which 3.12 deprecated), an attribute of the compiled class none.
         self._feed = _feed_messages
         self._encode = _encode_frame
-        self._parser = self._new_parser()
-        self._request_parser: RequestParser | None = (
-            RequestParser() if self.state is State.CONNECTING and not client else None
-        )
-        self._response_parser: ResponseParser | None = None
-        self._key = ""
-        # Message being assembled (§5.4): its opcode, whether it is
-        # compressed, bytes so far, validator.
-        self._msg_op = -1
-        self._msg_z = False
-        self._msg_buf = bytearray()
-        self._utf8: object | None = None
+        # Compression is used by both directions: sending here, receiving in
+        # the assembler; both hold the one negotiated object.
+        self._deflate = deflate
+        self._assembler = MessageAssembler(max_message_size, deliver_fragments, deflate)
+        self._parser = _frame_parser(client, max_message_size, deflate is not None)
+        # The opening handshake, until the connection opens (§4).
+        self._handshake: ServerHandshake | ClientHandshake | None = None
+        if handshake:
+            self._handshake = ClientHandshake() if client else ServerHandshake()
         self._pings: dict[bytes, int] = {}
 
-    def _new_parser(self) -> Any:
-        limit = plain = self.max_message_size
-        if self._deflate is not None and limit is not None:
-            # A compressed frame may be a little larger than what it holds
-            # (stored blocks); the message budget is enforced after inflating.
-            # An uncompressed text or binary frame (RFC 7692 §6.1: no RSV1)
-            # is message bytes: the parser keeps it to the limit itself, so
-            # no path (the message sink of receive_into included) sees it.
-            limit = limit + (limit >> 7) + 1024
-        return _FrameParser(expect_mask=not self.client, max_frame_size=limit,
-                            allow_rsv1=self._deflate is not None, max_uncompressed_frame_size=plain)
+    @property
+    def max_message_size(self) -> int | None:
+        """The largest message accepted, in bytes (None: no limit)."""
+        return self._assembler.max_size
+
+    @max_message_size.setter
+    def max_message_size(self, value: int | None) -> None:
+        self._assembler.max_size = value
+
+    @property
+    def deliver_fragments(self) -> bool:
+        """Whether fragmented messages are handed over as :class:`Fragment` events."""
+        return self._assembler.deliver_fragments
+
+    @deliver_fragments.setter
+    def deliver_fragments(self, value: bool) -> None:
+        self._assembler.deliver_fragments = value
 
     # -- state ----------------------------------------------------------------
 
@@ -357,6 +700,22 @@ class Connection:
             self.state = _TRANSITIONS[(self.state, what)]
         except KeyError:
             raise LocalProtocolError(f"cannot {what.replace('_', ' ')} in state {self.state.name}") from None
+
+    def _opened(
+        self, request: Request | None, response: Response | None, deflate: PerMessageDeflate | None, rest: bytes
+    ) -> list[Event]:
+        """The opening handshake succeeded (§4.1, §4.2.2): OPEN, with the
+        compression it agreed on; then the frames that came right after it."""
+        self._transition("accept")
+        self._handshake = None
+        if deflate is not None:
+            self._deflate = deflate
+            self._assembler.deflate = deflate
+            self._parser = _frame_parser(self.client, self.max_message_size, True)
+        events: list[Event] = [Opened(request, self.subprotocol, response, self._deflate is not None)]
+        if rest:
+            events.extend(self.receive_data(rest))
+        return events
 
     # -- output -----------------------------------------------------------------
 
@@ -459,20 +818,9 @@ class Connection:
         """
         if self.state is not State.OPEN:
             raise LocalProtocolError(f"cannot send close in state {self.state.name}")
-        payload = self._close_payload(code, reason)
+        payload = _close_payload(code, reason)
         self._transition("send_close")
         self.output.append(_encode_frame(_CLOSE, payload, mask=self._mask))
-
-    @staticmethod
-    def _close_payload(code: int | None, reason: str) -> bytes:
-        if code is None:
-            return b""
-        if not is_valid_close_code(code):
-            raise LocalProtocolError(f"close code {code} may not be sent (RFC 6455 §7.4)")
-        raw = reason.encode("utf-8")
-        if len(raw) > 123:
-            raise LocalProtocolError("close reason longer than 123 bytes (RFC 6455 §5.5)")
-        return struct.pack("!H", code) + raw
 
     # -- input -------------------------------------------------------------------
 
@@ -497,22 +845,15 @@ class Connection:
         if state is State.CLOSED:
             return []  # §7.1.1: after the close, data is ignored
         if state is State.CONNECTING:
-            if self.client:
-                return self._receive_response(bytes(data))
-            if self._pending is not None:
-                return self._hold(data)
-            return self._receive_handshake(bytes(data))
+            handshake = self._handshake
+            assert handshake is not None  # CONNECTING: the handshake is not done
+            return handshake.receive(self, data)
         events: list[Event] = []
         try:
             frames = self._parser.feed(data)
         except ProtocolError as exc:
             return self._after_violation(exc, events)
         for frame in frames:
-            # Fast path: a whole uncompressed binary message, no message
-            # open (the common case); everything else goes the long way.
-            if frame.opcode == _BINARY and frame.fin and not frame.rsv1 and self._msg_op < 0:
-                events.append(Message(frame.payload))
-                continue
             self._on_frame(frame, events)
             if self.state is _CLOSED:
                 break
@@ -540,7 +881,9 @@ class Connection:
         """
         state = self.state
         events: list[Event]
-        if (state is _OPEN or state is _CLOSING) and self._msg_op < 0:
+        # The codec applies the whole-message rule itself (see
+        # MessageAssembler.frame), which holds only while no message is open.
+        if (state is _OPEN or state is _CLOSING) and self._assembler.op < 0:
             try:
                 frames = self._feed(self._parser, data, on_message, on_error, arg, size)
             except ProtocolError as exc:
@@ -580,47 +923,21 @@ class Connection:
         code = getattr(exc, "close_code", 1002)
         if self.state is State.OPEN:
             reason = str(exc).encode("utf-8")[:123].decode("utf-8", "ignore")
-            self.output.append(_encode_frame(_CLOSE, self._close_payload(code, reason), mask=self._mask))
+            self.output.append(_encode_frame(_CLOSE, _close_payload(code, reason), mask=self._mask))
         self._transition("fail")
         self.close_code = code
         self.close_reason = str(exc)
-        self._msg_buf = bytearray()
+        self._assembler.clear()
         events.append(Closed(code, str(exc), exc))
 
     def _on_frame(self, frame: object, events: list[Event]) -> None:
         op = frame.opcode  # type: ignore[attr-defined]  # an IntEnum: compares as int
         payload: bytes = frame.payload  # type: ignore[attr-defined]
-        fin: bool = frame.fin  # type: ignore[attr-defined]
         try:
-            if op in (_TEXT, _BINARY):
-                # §5.4: a new data frame while a message is open is an error.
-                if self._msg_op >= 0:
-                    raise ProtocolError("new message started before the previous one finished")
-                compressed = frame.rsv1  # type: ignore[attr-defined]
-                if fin and not compressed:
-                    if op == _TEXT:
-                        try:
-                            events.append(Message(payload.decode("utf-8")))
-                        except UnicodeDecodeError:
-                            raise InvalidUTF8("text message is not valid UTF-8") from None
-                    else:
-                        events.append(Message(payload))
-                    return
-                self._msg_op = op
-                self._msg_z = compressed
-                self._msg_buf = bytearray()
-                self._msg_len = 0
-                self._msg_first = True
-                self._utf8 = _Utf8Validator() if op == _TEXT else None
-                self._on_data(payload, fin, events)
-                return
-            if op == _CONT:
-                if self._msg_op < 0:
-                    raise ProtocolError("continuation frame without a message to continue")
-                # RFC 7692 §6.1: RSV1 is set on the first frame only.
-                if frame.rsv1:  # type: ignore[attr-defined]
-                    raise ProtocolError("RSV1 set on a continuation frame")
-                self._on_data(payload, fin, events)
+            if op <= _BINARY:
+                # §5.4, §5.6, RFC 7692 §6: text, binary and continuation
+                # frames make messages.
+                self._assembler.frame(op, payload, frame.fin, frame.rsv1, events)  # type: ignore[attr-defined]
                 return
             # RFC 7692 §6.1: control frames are never compressed.
             if frame.rsv1:  # type: ignore[attr-defined]
@@ -646,38 +963,6 @@ class Connection:
         except ProtocolError as exc:
             self._fail(exc, events)
 
-    def _on_data(self, payload: bytes, fin: bool, events: list[Event]) -> None:
-        """Add a fragment's data to the open message; emit it when final."""
-        limit = self.max_message_size
-        buf = self._msg_buf
-        if self._msg_z:
-            budget = None if limit is None else limit - self._msg_len
-            payload = self._deflate.decompress(payload, budget, fin)  # type: ignore[union-attr]
-        # The budget counts the bytes held; a bytearray keeps no per-fragment
-        # overhead, so many tiny fragments cost their bytes and nothing more.
-        elif limit is not None and self._msg_len + len(payload) > limit:
-            raise PayloadTooBig(f"message exceeds max_message_size {limit}")
-        self._msg_len += len(payload)
-        if self._utf8 is not None:
-            self._utf8.feed(payload, fin)  # type: ignore[attr-defined]  # fail fast (§8.1)
-        if self.deliver_fragments:
-            events.append(Fragment(payload, self._msg_first, fin, self._msg_op == _TEXT))
-            self._msg_first = False
-            if fin:
-                self._utf8 = None
-                self._msg_op = -1
-            return
-        buf += payload
-        if fin:
-            data = bytes(buf)
-            self._msg_buf = bytearray()
-            if self._msg_op == _TEXT:
-                self._utf8 = None
-                events.append(Message(data.decode("utf-8")))
-            else:
-                events.append(Message(data))
-            self._msg_op = -1
-
     def _on_close(self, payload: bytes, events: list[Event]) -> None:
         # §5.5.1: a close payload is empty, or a 2-byte code and a UTF-8 reason.
         if len(payload) == 1:
@@ -701,47 +986,7 @@ class Connection:
         self.close_reason = reason
         events.append(Closed(code, reason, None))
 
-    # -- handshake (server side) ---------------------------------------------------
-
-    def _receive_handshake(self, data: bytes) -> list[Event]:
-        assert self._request_parser is not None
-        try:
-            parsed = self._request_parser.feed_request(data)
-            if parsed is None:
-                return []
-            request, rest = parsed
-            if self.process_request is not None:
-                answer = self.process_request(request)
-                if answer is not None:
-                    status, headers, body = answer
-                    return self.reject(status, body, list(headers))
-            key = check_request(request)
-            if self.origins is not None and request.headers.get("Origin") not in self.origins:
-                raise HandshakeError(403, "Origin not allowed")
-        except HandshakeError as exc:
-            return self.reject(exc.status, str(exc) + "\n", exc.headers)
-        offered = parse_header_tokens(request.headers.get_all("Sec-WebSocket-Protocol"))
-        self.request = request
-        self._key = key
-        self._request_parser = None
-        if self.defer_accept:
-            self._pending = bytearray()
-            return [Requested(request, offered), *self._hold(rest)]
-        chosen = next((p for p in self.subprotocols if p.lower() in offered), None)
-        return self._open(chosen, (), rest)
-
-    def _hold(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        """Keep bytes that arrive before accept(), within a bound.
-
-        RFC 6455 §4.1: the client must not send frames before the 101, so
-        anything here is a pipelining client; past _PENDING_MAX it is refused.
-        """
-        assert self._pending is not None
-        self._pending += data
-        if len(self._pending) > _PENDING_MAX:
-            self._pending = None
-            return self.reject(400, "data sent before the handshake completed\n")
-        return []
+    # -- the opening handshake, by the handshake objects -------------------------------
 
     def accept(self, subprotocol: str | None = None, extra_headers: Sequence[tuple[str, str]] = ()) -> list[Event]:
         """Complete a deferred handshake with 101 (server, ``defer_accept``).
@@ -752,98 +997,25 @@ class Connection:
         Raises:
             LocalProtocolError: no request awaits acceptance.
         """
-        if self._pending is None or self.state is not State.CONNECTING:
+        handshake = self._handshake
+        if (not isinstance(handshake, ServerHandshake) or handshake.pending is None
+                or self.state is not State.CONNECTING):
             raise LocalProtocolError(f"no request awaits acceptance in state {self.state.name}")
-        rest = bytes(self._pending)
-        self._pending = None
-        return self._open(subprotocol, extra_headers, rest)
-
-    def _open(self, chosen: str | None, extra_headers: Sequence[tuple[str, str]], rest: bytes) -> list[Event]:
-        """Queue the 101 response (§4.2.2) and open the connection."""
-        request = self.request
-        assert request is not None
-        headers = [
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", accept_key(self._key)),
-        ]
-        if chosen:
-            headers.append(("Sec-WebSocket-Protocol", chosen))
-        if self.compression is not None:
-            agreed = negotiate_server(request.headers.get_all("Sec-WebSocket-Extensions"), self.compression)
-            if agreed is not None:
-                headers.append(("Sec-WebSocket-Extensions", agreed[0]))
-                self._deflate = PerMessageDeflate(
-                    agreed[1], client=False, level=self.compression.level, mem_level=self.compression.mem_level
-                )
-                self._parser = self._new_parser()
-        headers.extend(self.extra_headers)
-        headers.extend(extra_headers)
-        self.output.append(build_response(101, headers))
-        self._transition("accept")
-        self.subprotocol = chosen
-        events: list[Event] = [Opened(request, chosen, None, self._deflate is not None)]
-        if rest:
-            events.extend(self.receive_data(rest))
-        return events
-
-    # -- handshake (client side) ---------------------------------------------------
-
-    def connect(self, host: str, path: str = "/", *, origin: str | None = None) -> None:
-        """Queue the opening handshake request (client side, §4.1)."""
-        if not self.client or self.state is not State.CONNECTING or self._response_parser is not None:
-            raise LocalProtocolError("connect() is for a client connection that has not started")
-        self._key = generate_key()
-        self.output.append(
-            build_request(
-                host, path, self._key, subprotocols=self.subprotocols,
-                extensions=self.compression.offer() if self.compression is not None else None,
-                origin=origin, extra_headers=self.extra_headers,
-            )
-        )
-        self._response_parser = ResponseParser()
-
-    def _receive_response(self, data: bytes) -> list[Event]:
-        if self._response_parser is None:
-            raise LocalProtocolError("receive_data() before connect() on a client connection")
-        try:
-            parsed = self._response_parser.feed_response(data)
-            if parsed is None:
-                return []
-            response, rest = parsed
-            self.response = response
-            self.subprotocol = check_response(response, self._key, self.subprotocols)
-            ext = response.headers.get_all("Sec-WebSocket-Extensions")
-            if ext and self.compression is None:
-                raise HandshakeError(101, "server accepted an extension that was not offered")
-            if self.compression is not None:
-                try:
-                    params = accept_client(ext, self.compression)
-                except ProtocolError as exc:
-                    raise HandshakeError(101, str(exc)) from None
-                if params is not None:
-                    self._deflate = PerMessageDeflate(
-                        params, client=True, level=self.compression.level, mem_level=self.compression.mem_level
-                    )
-                    self._parser = self._new_parser()
-        except HandshakeError as exc:
-            self._transition("reject")
-            return [Rejected(exc.status, str(exc))]
-        self._transition("accept")
-        self._response_parser = None
-        events: list[Event] = [Opened(None, self.subprotocol, response, self._deflate is not None)]
-        if rest:
-            events.extend(self.receive_data(rest))
-        return events
+        return handshake.accept(self, subprotocol, extra_headers, bytes(handshake.pending))
 
     def reject(
         self, status: int, body: str | bytes = "", headers: Sequence[tuple[str, str]] = ()
     ) -> list[Event]:
         """Answer the handshake with ``status`` instead of upgrading (server side)."""
-        if self.client or self.state is not State.CONNECTING:
+        handshake = self._handshake
+        if self.client or self.state is not State.CONNECTING or not isinstance(handshake, ServerHandshake):
             raise LocalProtocolError(f"cannot reject in state {self.state.name}")
-        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        self.output.append(build_response(status, list(headers), raw))
-        self._transition("reject")
-        self._pending = None
-        return [Rejected(status, raw[:200].decode("utf-8", "replace").strip())]
+        return handshake.reject(self, status, body, headers)
+
+    def connect(self, host: str, path: str = "/", *, origin: str | None = None) -> None:
+        """Queue the opening handshake request (client side, §4.1)."""
+        handshake = self._handshake
+        if (not self.client or self.state is not State.CONNECTING
+                or not isinstance(handshake, ClientHandshake) or handshake.parser is not None):
+            raise LocalProtocolError("connect() is for a client connection that has not started")
+        handshake.connect(self, host, path, origin)
