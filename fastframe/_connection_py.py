@@ -111,9 +111,8 @@ def direct_send_fd(transport: asyncio.BaseTransport) -> int:
     while the transport's own buffer is empty, else -1.
 
     Only a plain socket transport qualifies: with TLS, the socket carries
-    records, never our bytes.  Sending there ourselves (``send``, as picows
-    does) skips the loop's write path: about 850 fewer instructions per
-    message under uvloop (callgrind), the same one system call.
+    records, never our bytes.  Why send ourselves: docs/performance.md
+    ("Direct send").
     """
     kind = type(transport)
     if not _aio.DIRECT_SEND or f"{kind.__module__}.{kind.__qualname__}" not in _SOCKET_TRANSPORTS:
