@@ -70,3 +70,4 @@ cdef class StreamCore:
     @cython.locals(conn=CConnection)
     cpdef flush(self)
     cpdef close(self, object code=*, object reason=*)
+    cpdef fail_now(self)

@@ -30,7 +30,7 @@ from typing import Any, Callable, Union
 from ._impl import load
 from .exceptions import ConcurrencyError, ConnectionClosed, LocalProtocolError
 from .handshake import Headers, Request
-from .protocol import Closed, Connection, Message, Opened, Ping, Pong, Rejected, State
+from .protocol import Closed, Connection, Failing, Message, Opened, Ping, Pong, Rejected, State
 
 __all__ = [
     "KEEPALIVE_PING",
@@ -362,6 +362,8 @@ class WebSocket:
         messages = self._messages
         proto = self._proto
         while not messages:
+            if proto.conn.failure is not None:
+                proto.fail_now()  # everything before the violation was taken
             if proto.finished:
                 raise StopAsyncIteration
             if self._waiter is not None:
@@ -436,6 +438,15 @@ class WebSocket:
                 pass  # the pong is already queued by the Connection
             elif t is Pong:
                 self._pong(ev.payload)
+            elif t is Failing:
+                # The peer broke the protocol.  What came before it is
+                # delivered (a listener has had it; a handler takes it from
+                # its queue and may answer it), then the connection fails:
+                # now if the handler is idle, waiting for a message, else
+                # when it asks for the next one (_next_message), or within
+                # the close timeout (StreamCore.tick).
+                if listener is not None or (not self._messages and self._waiter is not None):
+                    proto.fail_now()
             elif t is Opened:
                 proto.opened()
                 if not self.opened.done():
@@ -777,7 +788,15 @@ class StreamCore:
             return
         state = self.conn.state
         if state is _OPEN:
-            if self.ping_interval is not None:
+            if self.conn.failure is not None:
+                # A deferred failure (Failing) the front end has not
+                # completed: its application is not taking what came before
+                # the violation; fail now, within the close timeout.
+                if self.close_started is None:
+                    self.close_started = now
+                elif now - self.close_started > self.close_timeout:
+                    self.fail_now()
+            elif self.ping_interval is not None:
                 self.keepalive(now)
         elif state is _CONNECTING:
             # A handshake that does not finish in time (slowloris) is cut.
@@ -944,6 +963,17 @@ class StreamCore:
             conn.reject(503, "server shutting down")
             StreamCore.flush(self)
             self.close_transport()
+
+    def fail_now(self) -> None:
+        """Complete a deferred failure (a Failing event, §7.1.7): the close
+        frame with the violation's code goes out, and the front end gets the
+        Closed event."""
+        conn = self.conn
+        if conn.failure is not None and conn.state is _OPEN:
+            events = conn.fail()
+            if events:
+                self.front._on_events(events)
+            StreamCore.flush(self)
 
     def finish(self) -> None:
         """The close handshake is over or the connection failed (a Closed or

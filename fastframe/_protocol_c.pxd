@@ -35,7 +35,7 @@ cdef class ClientHandshake:
 
 cdef class Connection:
     cdef public object client, subprotocols, origins, extra_headers, state
-    cdef public object compression, process_request, defer_accept
+    cdef public object compression, process_request, defer_accept, defer_failure, failure
     cdef public object subprotocol, request, response, close_code, close_reason
     cdef public object _deflate, _mask, _parser, _handshake, _pings
     # Typed: receive_into reads whether a message is open from its struct.

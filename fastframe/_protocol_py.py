@@ -66,6 +66,7 @@ __all__ = [
     "Closed",
     "Connection",
     "Event",
+    "Failing",
     "Fragment",
     "Message",
     "Opened",
@@ -266,6 +267,21 @@ class Pong(Event):
 
     payload: bytes
     ack: bool
+
+
+@dataclass(frozen=True)
+class Failing(Event):
+    """The peer broke the protocol (``error``, to be closed with ``code``),
+    with ``defer_failure`` on: everything that came before the violation was
+    handed over already (earlier events, or messages), input is ignored from
+    here on, and the connection stays OPEN for sending until the caller
+    calls :meth:`Connection.fail`, which sends the close frame (§7.1.7) and
+    gives the :class:`Closed` event.  This lets an application answer the
+    messages that came before the violation first."""
+
+    code: int
+    reason: str
+    error: Exception
 
 
 @dataclass(frozen=True)
@@ -616,6 +632,10 @@ class Connection:
             :class:`Requested` event and waits for :meth:`accept` (choosing
             the subprotocol and extra headers then) or :meth:`reject`; for
             frameworks where the application decides (ASGI).
+        defer_failure: a peer that breaks the protocol while the connection
+            is OPEN gives a :class:`Failing` event instead of failing it at
+            once; the caller lets its application take (and answer) what came
+            before, then calls :meth:`fail`.
 
     The connection leaves the opening handshake to a :class:`ServerHandshake`
     or :class:`ClientHandshake` while CONNECTING (they read the settings above
@@ -638,8 +658,12 @@ class Connection:
         process_request: Callable[[Request], tuple[int, Sequence[tuple[str, str]], bytes] | None] | None = None,
         deliver_fragments: bool = False,
         defer_accept: bool = False,
+        defer_failure: bool = False,
     ) -> None:
         self.client = client
+        self.defer_failure = defer_failure
+        #: The violation awaiting :meth:`fail` (``defer_failure``), else None.
+        self.failure: Exception | None = None
         self.subprotocols = list(subprotocols or [])
         self.origins = origins
         self.extra_headers = list(extra_headers or [])
@@ -842,8 +866,8 @@ class Connection:
         if size >= 0:
             data = memoryview(data)[:size]
         state = self.state
-        if state is State.CLOSED:
-            return []  # §7.1.1: after the close, data is ignored
+        if state is State.CLOSED or self.failure is not None:
+            return []  # §7.1.1: after the close (or a violation), data is ignored
         if state is State.CONNECTING:
             handshake = self._handshake
             assert handshake is not None  # CONNECTING: the handshake is not done
@@ -855,7 +879,7 @@ class Connection:
             return self._after_violation(exc, events)
         for frame in frames:
             self._on_frame(frame, events)
-            if self.state is _CLOSED:
+            if self.state is _CLOSED or self.failure is not None:
                 break
         return events
 
@@ -883,7 +907,7 @@ class Connection:
         events: list[Event]
         # The codec applies the whole-message rule itself (see
         # MessageAssembler.frame), which holds only while no message is open.
-        if (state is _OPEN or state is _CLOSING) and self._assembler.op < 0:
+        if (state is _OPEN or state is _CLOSING) and self._assembler.op < 0 and self.failure is None:
             try:
                 frames = self._feed(self._parser, data, on_message, on_error, arg, size)
             except ProtocolError as exc:
@@ -894,7 +918,7 @@ class Connection:
                 events = []
                 for frame in frames:
                     self._on_frame(frame, events)
-                    if self.state is _CLOSED:
+                    if self.state is _CLOSED or self.failure is not None:
                         break
         else:
             events = self.receive_data(data, size)
@@ -911,7 +935,7 @@ class Connection:
         """The parser failed: the frames before the violation count, then
         the connection fails with the violation's code (§7.1.7)."""
         for frame in exc.frames:
-            if self.state is _CLOSED:
+            if self.state is _CLOSED or self.failure is not None:
                 return events
             self._on_frame(frame, events)
         if self.state is not _CLOSED:
@@ -919,8 +943,35 @@ class Connection:
         return events
 
     def _fail(self, exc: Exception, events: list[Event]) -> None:
-        """§7.1.7: send a close frame with the error's code, then close."""
+        """§7.1.7: send a close frame with the error's code, then close; or,
+        with ``defer_failure``, leave that to :meth:`fail`."""
         code = getattr(exc, "close_code", 1002)
+        if self.defer_failure and self.state is State.OPEN:
+            if self.failure is None:
+                self.failure = exc
+                self._assembler.clear()
+                events.append(Failing(code, str(exc), exc))
+            return
+        self._fail_now(exc, code, events)
+
+    def fail(self) -> list[Event]:
+        """Fail the connection for the violation a :class:`Failing` event
+        reported (§7.1.7): queue the close frame with its code and close.
+        Returns the :class:`Closed` event (nothing when the connection ended
+        meanwhile).
+
+        Raises:
+            LocalProtocolError: no failure is pending.
+        """
+        exc = self.failure
+        if exc is None:
+            raise LocalProtocolError("no failure is pending")
+        events: list[Event] = []
+        if self.state is not State.CLOSED:
+            self._fail_now(exc, getattr(exc, "close_code", 1002), events)
+        return events
+
+    def _fail_now(self, exc: Exception, code: int, events: list[Event]) -> None:
         if self.state is State.OPEN:
             reason = str(exc).encode("utf-8")[:123].decode("utf-8", "ignore")
             self.output.append(_encode_frame(_CLOSE, _close_payload(code, reason), mask=self._mask))

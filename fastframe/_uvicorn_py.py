@@ -44,7 +44,7 @@ from urllib.parse import unquote
 from .connection import StreamCore, StreamProtocol
 from .deflate import DeflateConfig
 from .exceptions import ClientDisconnected
-from .protocol import Closed, Connection, Message, Rejected, Requested, State
+from .protocol import Closed, Connection, Failing, Message, Rejected, Requested, State
 
 __all__ = ["CLOSE_TIMEOUT", "AsgiFront", "ClientDisconnected", "Protocol"]
 
@@ -136,6 +136,13 @@ class AsgiFront:
                     _to_app(self, ev.data)
             elif t is Requested:
                 self._start_app(ev)
+            elif t is Failing:
+                # The peer broke the protocol: the app takes what came
+                # before, then the connection fails: now if the app is
+                # waiting in receive() with nothing handed to it, else at its
+                # next receive() (or within the close timeout).
+                if not self._queue and self._waiter is not None:
+                    self.core.fail_now()
             elif t is Closed:
                 self._on_closed(ev)
             elif t is Rejected:
@@ -238,6 +245,8 @@ class AsgiFront:
 
     async def receive(self) -> ASGIMessage:
         queue = self._queue
+        if not queue and self.conn.failure is not None:
+            self.core.fail_now()  # what came before the violation was taken
         if queue:
             message = queue.popleft()
         elif self._disconnect is not None:
@@ -383,7 +392,7 @@ class Protocol(StreamProtocol):
         conn = Connection(
             max_message_size=config.ws_max_size,
             compression=DeflateConfig() if config.ws_per_message_deflate else None,
-            defer_accept=True,
+            defer_accept=True, defer_failure=True,
         )
         super().__init__(
             conn, loop=_loop or asyncio.get_event_loop(), max_queue=config.ws_max_queue or 0,

@@ -64,7 +64,7 @@ class _Connect:
         loop = asyncio.get_running_loop()
         conn = Connection(
             client=True, max_message_size=kw["max_size"], subprotocols=kw["subprotocols"],
-            compression=kw["compression"], extra_headers=kw["extra_headers"],
+            compression=kw["compression"], extra_headers=kw["extra_headers"], defer_failure=True,
         )
         conn.connect(host_header, path, origin=kw["origin"])
         proto = StreamProtocol(

@@ -79,7 +79,7 @@ class Server:
     # -- protocol factory ---------------------------------------------------------------
 
     def _make_protocol(self) -> StreamProtocol:
-        conn = Connection(client=False, **self._connection_options)
+        conn = Connection(client=False, defer_failure=True, **self._connection_options)
         proto = StreamProtocol(
             conn, loop=self.loop, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
             open_timeout=self.open_timeout, **self._protocol_options,

@@ -348,3 +348,68 @@ def test_a_message_larger_than_the_write_cap_reaches_a_peer_that_reads() -> None
                 assert await asyncio.wait_for(ws.recv(), 5) == "done"
 
     run(go())
+
+
+def _violation_after(message: bytes) -> bytes:
+    # A text message, then a frame with RSV1 set and no extension
+    # (Autobahn 3.2), then a ping, in one write.
+    return (client_frame(1, message) + encode_frame(1, b"x", rsv1=True, mask=True)
+            + client_frame(9, b"after"))
+
+
+async def _raw_open_port(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(UPGRADE)
+    assert (await r.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+    return r, w
+
+
+async def _read_frame(r: asyncio.StreamReader) -> tuple[int, bytes]:
+    b0, b1 = await asyncio.wait_for(r.readexactly(2), 5)
+    n = b1 & 0x7F
+    if n == 126:
+        (n,) = struct.unpack("!H", await r.readexactly(2))
+    return b0 & 0x0F, await r.readexactly(n)
+
+
+@pytest.mark.parametrize("kind", ["handler", "listener"])
+def test_messages_before_a_violation_are_answered_then_the_connection_fails(kind: str) -> None:
+    """Autobahn 3.2, 4.1.3, 5.15 strictly: the message that came before the
+    violation (in the same read) is delivered and its echo goes out, then
+    the close with 1002."""
+    from fastframe import Listener
+
+    async def echo(ws: WebSocket) -> None:
+        async for m in ws:
+            await asyncio.sleep(0.01)  # a handler that takes its time
+            await ws.send(m)
+
+    class Echo(Listener):
+        def on_message(self, ws: WebSocket, message: Any) -> None:
+            ws.send_nowait(message)
+
+    async def go() -> None:
+        async with serve(echo if kind == "handler" else Echo, "127.0.0.1", 0) as server:
+            r, w = await _raw_open_port(server.port)
+            w.write(_violation_after(b"first"))
+            assert await _read_frame(r) == (1, b"first")
+            op, payload = await _read_frame(r)
+            assert op == 8 and struct.unpack("!H", payload[:2])[0] == 1002
+            w.close()
+
+    run(go())
+
+
+def test_a_handler_that_never_reads_does_not_delay_the_failure_for_ever() -> None:
+    async def sleeper(ws: WebSocket) -> None:
+        await asyncio.sleep(30)
+
+    async def go() -> None:
+        async with serve(sleeper, "127.0.0.1", 0, close_timeout=0.3) as server:
+            r, w = await _raw_open_port(server.port)
+            w.write(_violation_after(b"first"))
+            op, payload = await asyncio.wait_for(_read_frame(r), 5)
+            assert op == 8 and struct.unpack("!H", payload[:2])[0] == 1002
+            w.close()
+
+    run(go())

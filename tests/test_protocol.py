@@ -606,3 +606,46 @@ def test_the_per_message_path_runs_the_codec_the_connection_was_made_with(
     assert got == [b"hi", b"hi"]
     assert sent(before) == sent(after) == encode(Opcode.BINARY, b"back") + encode(Opcode.TEXT, b"text")
     assert calls == ["feed", "encode", "encode"]
+
+
+# -- §7.1.7 failing, deferred (defer_failure) ----------------------------------------------
+
+
+@pytest.mark.parametrize("receive", ["receive_data", "receive_into"])
+@pytest.mark.parametrize("bad", [
+    encode_frame(1, b"x", rsv1=True, mask=KEY),  # RSV1 without an extension (3.2)
+    b"\x85\x80" + KEY,  # reserved opcode 5 (4.1.3)
+    frame(0, b"lost"),  # a continuation with no message (5.15)
+])
+def test_server_defers_failure_until_asked(protocol_codec: ModuleType, receive: str, bad: bytes) -> None:
+    from fastframe.protocol import Closed, Failing
+
+    c = Connection(client=False, handshake=False, defer_failure=True)
+    got: list[Any] = []
+    stream = frame(1, b"first") + bad + frame(9, b"ping after")
+    if receive == "receive_data":
+        events = c.receive_data(stream)
+    else:
+        events = list(c.receive_into(stream, lambda arg, m: got.append(m), lambda arg, exc: None, None))
+    messages = got + [ev.data for ev in events if isinstance(ev, Message)]
+    assert messages == ["first"]  # what came before the violation is handed over
+    (failing,) = [ev for ev in events if isinstance(ev, Failing)]
+    assert failing.code == 1002 and c.failure is failing.error
+    assert c.state is State.OPEN and sent(c) == b""  # no close yet, nor a pong after it
+    assert c.receive_data(frame(1, b"ignored")) == []  # input is over
+    c.send("answer")  # the application answers what came first
+    (closed,) = c.fail()
+    assert isinstance(closed, Closed) and closed.code == 1002 and c.state is State.CLOSED
+    out = sent(c)
+    assert out.startswith(encode_frame(1, b"answer")) and out[len(encode_frame(1, b"answer")):][:1] == b"\x88"
+    assert out.endswith(b"") and struct.unpack("!H", out[len(encode_frame(1, b"answer")) + 2:][:2])[0] == 1002
+
+
+def test_without_defer_failure_the_connection_fails_at_once(protocol_codec: ModuleType) -> None:
+    from fastframe.protocol import Closed
+
+    c = server()
+    events = c.receive_data(frame(1, b"first") + b"\x85\x80" + KEY)
+    assert [type(ev) for ev in events] == [Message, Closed] and c.state is State.CLOSED
+    with pytest.raises(LocalProtocolError):
+        c.fail()

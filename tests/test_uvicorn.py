@@ -660,3 +660,20 @@ def test_pings_from_a_peer_that_never_reads_hit_the_write_cap(fastframe_ws: str)
                 sock.close()
 
     run(go())
+
+
+def test_a_message_before_a_violation_is_answered_then_1002(fastframe_ws: str) -> None:
+    """Autobahn 3.2 strictly: the app receives the message that came before
+    the violation (same read) and its answer goes out before the close."""
+    async def go() -> None:
+        async with running(fastframe_ws) as server:
+            r, w, head = await raw_handshake(server.port, "/echo")
+            assert head.startswith(b"HTTP/1.1 101 ")
+            w.write(encode_frame(1, b"first", mask=True) + encode_frame(1, b"x", rsv1=True, mask=True)
+                    + encode_frame(9, b"after", mask=True))
+            assert await read_frame(r) == (1, b"first")
+            op, payload = await read_frame(r)
+            assert op == 8 and struct.unpack("!H", payload[:2])[0] == 1002
+            w.close()
+
+    run(go())
