@@ -47,7 +47,8 @@ cdef class Ticker:
 cdef class StreamCore:
     cdef public CConnection conn
     cdef public object loop, front, sink, sink_error, sink_arg, inbox, transport, peer
-    cdef public object write_limit, max_write_buffer, close_timeout, ping_interval, ping_timeout
+    cdef public Py_ssize_t write_limit, queued
+    cdef public object max_write_buffer, close_timeout, ping_interval, ping_timeout
     cdef public object open_timeout
     cdef public Py_ssize_t max_queue
     cdef public bint hold_reading, flush_scheduled, in_read, paused_writing, paused_reading, finished

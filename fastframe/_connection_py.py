@@ -224,6 +224,13 @@ class Listener:
     switch; what it sends with ``ws.send_nowait`` leaves in one write at the
     end of that read.  Like picows's ``WSListener``; use it when a coroutine
     per connection costs more than the work per message.
+
+    Back-pressure, as uWebSockets gives it: ``ws.send_nowait`` returns False
+    once the peer is slow (the write buffer is over ``write_limit``; the
+    message is queued all the same), ``ws.buffered_amount`` says how much
+    waits, and ``on_drain`` runs when the buffer is back under the mark.  A
+    listener that goes on sending to a peer that does not read is cut off
+    at ``max_write_buffer``.
     """
 
     def on_open(self, ws: WebSocket) -> None:
@@ -231,6 +238,10 @@ class Listener:
 
     def on_message(self, ws: WebSocket, message: Data) -> None:
         """A message arrived: ``str`` for text, ``bytes`` for binary."""
+
+    def on_drain(self, ws: WebSocket) -> None:
+        """The write buffer is back under ``write_limit`` after a
+        ``send_nowait`` returned False: sending may go on."""
 
     def on_close(self, ws: WebSocket, code: int, reason: str) -> None:
         """The connection is closed (1006 when it ended without a close frame)."""
@@ -506,8 +517,13 @@ class WebSocket:
             return self._proto.drain()
         return _SENT
 
-    def send_nowait(self, message: Data, compress: bool | None = None) -> None:
+    def send_nowait(self, message: Data, compress: bool | None = None) -> bool:
         """Queue a message without waiting for the buffer to drain.
+
+        Returns:
+            True while the peer keeps up; False when the write buffer is over
+            ``write_limit`` (the message is queued all the same): wait for
+            ``Listener.on_drain`` (or ``await ws.drain()``) before sending more.
 
         Raises:
             ConnectionClosed: the connection is closing or closed.
@@ -517,8 +533,38 @@ class WebSocket:
         if conn.state is not _OPEN:
             raise self._closed()
         conn.send(message, compress)
-        if not proto.in_read:  # inside a read, the write at its end takes it
+        if proto.in_read:
+            # The write at the end of the read takes it; past write_limit
+            # (a listener sending much from one read), write now, so that
+            # flow control, and this call's answer, see it.
+            proto.queued += len(message)
+            if proto.queued > proto.write_limit:
+                StreamCore.flush(proto)
+        else:
             StreamCore.after_send(proto, self._messages)
+        return not proto.paused_writing
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes sent but not yet handed to the kernel: queued by this
+        connection and held in the transport's buffer."""
+        proto = self._proto
+        queued = sum(len(b) for b in proto.conn.output)
+        t = proto.transport
+        return queued + (t.get_write_buffer_size() if t is not None and not proto.finished else 0)
+
+    async def drain(self) -> None:
+        """Wait until the write buffer is under ``write_limit``."""
+        await self._proto.drain()
+
+    def _on_drain(self) -> None:
+        """The core's buffer went back under the high-water mark."""
+        listener = self.listener
+        if listener is not None:
+            try:
+                listener.on_drain(self)
+            except Exception as exc:  # noqa: BLE001 - user code: report, close with 1011
+                _listener_failed(self, exc)
 
     async def ping(self, payload: bytes = b"") -> asyncio.Future[float]:
         """Send a ping; the returned future resolves with the round-trip time
@@ -675,6 +721,7 @@ class StreamCore:
         self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
         self.flush_scheduled = False
+        self.queued = 0  # about the bytes sent during the current read
         self.in_read = False
         self.paused_writing = False
         self.paused_reading = False
@@ -854,6 +901,8 @@ class StreamCore:
             if not w.done():
                 w.set_result(None)
         self._drain_waiters.clear()
+        if self.front is not None and not self.finished:
+            self.front._on_drain()
 
     async def drain(self) -> None:
         """Wait while the transport's buffer is over the high-water mark."""
@@ -906,6 +955,7 @@ class StreamCore:
     def flush(self) -> None:
         """Write what the connection queued (``conn.output``), in one write."""
         self.flush_scheduled = False
+        self.queued = 0
         conn = self.conn
         out = conn.output
         if not out:

@@ -150,6 +150,9 @@ class AsgiFront:
                 # version, or bytes piled up before accept): answered, hang up.
                 self._hang_up()
 
+    def _on_drain(self) -> None:
+        """Nothing to do: send() awaits the core's drain itself."""
+
     def _on_lost(self) -> None:
         self.connections.discard(self.core)
         self._set_disconnect(1006, "")  # §7.1.5: no close frame came (unless one was recorded)

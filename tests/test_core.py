@@ -85,6 +85,9 @@ class Front:
     def _on_lost(self) -> None:
         self.lost = True
 
+    def _on_drain(self) -> None:
+        self.events.append("drain")
+
 
 def open_core(**options: Any) -> tuple[StreamCore, FakeTransport, Front]:
     loop = asyncio.new_event_loop()
@@ -411,5 +414,62 @@ def test_a_handler_that_never_reads_does_not_delay_the_failure_for_ever() -> Non
             op, payload = await asyncio.wait_for(_read_frame(r), 5)
             assert op == 8 and struct.unpack("!H", payload[:2])[0] == 1002
             w.close()
+
+    run(go())
+
+
+def test_listener_back_pressure_send_result_buffered_amount_and_on_drain() -> None:
+    """A Listener learns that its peer is slow: send_nowait returns False past
+    write_limit, buffered_amount says how much waits, on_drain says when to
+    go on; sending only then, it is never cut off, and nothing is lost."""
+    from fastframe import Listener
+
+    chunk = b"y" * 16384
+    total = 400  # 6.4 MiB in all, far over write_limit and under the hard cap
+    seen: dict[str, Any] = {"false_at": [], "buffered": [], "drains": 0}
+
+    class Producer(Listener):
+        def __init__(self) -> None:
+            self.sent = 0
+
+        def pump(self, ws: WebSocket) -> None:
+            while self.sent < total:
+                self.sent += 1
+                if not ws.send_nowait(chunk):
+                    seen["false_at"].append(self.sent)
+                    seen["buffered"].append(ws.buffered_amount)
+                    return  # wait for on_drain
+
+        def on_open(self, ws: WebSocket) -> None:
+            self.pump(ws)
+
+        def on_drain(self, ws: WebSocket) -> None:
+            seen["drains"] += 1
+            self.pump(ws)
+
+    async def go() -> None:
+        async with serve(Producer, "127.0.0.1", 0, write_limit=65536, max_write_buffer=1 << 20,
+                         compression=None) as server:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await loop.sock_sendall(sock, UPGRADE)
+            await asyncio.sleep(0.5)  # the peer reads nothing for a while
+            assert seen["false_at"] and seen["drains"] == 0
+            assert all(b > 65536 for b in seen["buffered"])
+            got = bytearray()
+            want = total * (len(chunk) + 4)  # each frame: 4 header bytes + payload
+            head_end = None
+            while head_end is None or len(got) - head_end < want:
+                data = await asyncio.wait_for(loop.sock_recv(sock, 1 << 16), 10)
+                assert data, "cut off"
+                got += data
+                if head_end is None and b"\r\n\r\n" in got:
+                    head_end = got.index(b"\r\n\r\n") + 4
+            sock.close()
+            assert seen["drains"] >= 1
+            assert got[head_end:head_end + 4] == b"\x82\x7e\x40\x00"
 
     run(go())
