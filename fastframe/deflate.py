@@ -16,9 +16,22 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Optional
 
 from .exceptions import PayloadTooBig, ProtocolError
+
+#: The zlib implementation compression runs on: zlib-ng's Python binding
+#: when installed (``pip install "fastframe[speedups]"``; the same API and
+#: raw DEFLATE streams as zlib, in fewer instructions per message:
+#: ``python -m benchmarks.deflate``, docs/benchmarks.md), else the standard
+#: library's.  Either side of a connection may use either: the streams are
+#: RFC 1951 whatever wrote them.
+backend: ModuleType
+try:
+    from zlib_ng import zlib_ng as backend
+except ImportError:  # pragma: no cover - depends on the environment
+    backend = zlib
 
 __all__ = [
     "DeflateConfig",
@@ -285,18 +298,20 @@ class PerMessageDeflate:
             self.remote_reset = params.client_no_context_takeover
         self.level = level
         self.mem_level = mem_level
+        self._z = backend  # chosen when the connection opened, for its whole life
         self._compressor = self._new_compressor()
-        self._decompressor = zlib.decompressobj(wbits=-self.remote_bits)
+        self._decompressor = self._z.decompressobj(wbits=-self.remote_bits)
         # Whether the decompressor was given any of the peer's bytes yet.
         self._started = False
 
     def _new_compressor(self) -> Any:
-        return zlib.compressobj(self.level, zlib.DEFLATED, -max(9, self.local_bits), self.mem_level)
+        z = self._z
+        return z.compressobj(self.level, z.DEFLATED, -max(9, self.local_bits), self.mem_level)
 
     def compress(self, data: bytes) -> bytes:
         """Compress one whole message (§7.2.1)."""
         c = self._compressor
-        out: bytes = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        out: bytes = c.compress(data) + c.flush(self._z.Z_SYNC_FLUSH)
         if out.endswith(_TAIL):
             out = out[:-4]
         if not out:
@@ -333,7 +348,7 @@ class PerMessageDeflate:
                 rest = d.unused_data
                 if final and rest.endswith(_TAIL):
                     rest = rest[:-4]  # ours: the new stream gets it below if it has begun
-                d = self._decompressor = zlib.decompressobj(wbits=-self.remote_bits)
+                d = self._decompressor = self._z.decompressobj(wbits=-self.remote_bits)
                 self._started = bool(rest)
                 if not rest:
                     break
@@ -342,9 +357,9 @@ class PerMessageDeflate:
                 out += d.decompress(rest) if budget is None else d.decompress(rest, budget + 1 - len(out))
             if budget is not None and len(out) > budget:
                 raise PayloadTooBig("decompressed message exceeds max_message_size")
-        except zlib.error as exc:
+        except self._z.error as exc:
             raise ProtocolError(f"invalid compressed data: {exc}") from None
         if final and self.remote_reset:
-            self._decompressor = zlib.decompressobj(wbits=-self.remote_bits)
+            self._decompressor = self._z.decompressobj(wbits=-self.remote_bits)
             self._started = False
         return out

@@ -413,3 +413,62 @@ def test_bfinal_streams_stay_within_the_budget() -> None:
     payload = deflate_finished(b"a" * 100) + deflate_finished(b"b" * 100)
     (ev,) = s.receive_data(encode_frame(Opcode.BINARY, payload, rsv1=True, mask=KEY))
     assert isinstance(ev, Closed) and ev.code == 1009
+
+
+# -- zlib backends: zlib-ng and the standard library, each side either --------------------
+
+_BACKENDS = ["zlib", "zlib_ng.zlib_ng"]
+
+
+def _backend(name: str) -> ModuleType:
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def test_zlib_ng_is_the_backend_when_installed() -> None:
+    import fastframe.deflate as deflate
+
+    pytest.importorskip("zlib_ng")  # in the test extra: CI has it
+    assert deflate.backend.__name__ == "zlib_ng.zlib_ng"
+
+
+@pytest.mark.parametrize("sender", _BACKENDS)
+@pytest.mark.parametrize("receiver", _BACKENDS)
+@pytest.mark.parametrize(("bits", "takeover"), [(15, True), (12, True), (9, True), (12, False)])
+def test_backends_read_each_others_streams(monkeypatch: pytest.MonkeyPatch, sender: str, receiver: str,
+                                           bits: int, takeover: bool) -> None:
+    """RFC 7692 §7.2: whatever zlib wrote a message, the other side inflates
+    it, with any window and with or without context takeover."""
+    pytest.importorskip("zlib_ng")
+    import fastframe.deflate as deflate
+
+    params = DeflateParams(server_no_context_takeover=not takeover, client_no_context_takeover=not takeover,
+                           server_max_window_bits=bits, client_max_window_bits=bits)
+    monkeypatch.setattr(deflate, "backend", _backend(sender))
+    server = PerMessageDeflate(params, client=False)
+    monkeypatch.setattr(deflate, "backend", _backend(receiver))
+    client = PerMessageDeflate(params, client=True)
+    rnd = random.Random(bits)
+    for i in range(200):
+        words = [rnd.choice(["alpha", "beta", "gamma", '{"id":', str(i), "}", " "]) for _ in range(rnd.randrange(0, 600))]
+        message = "".join(words).encode()
+        assert client.decompress(server.compress(message), None, True) == message
+        assert server.decompress(client.compress(message), None, True) == message
+
+
+@pytest.mark.parametrize("backend", _BACKENDS)
+def test_backend_errors_and_budget_hold(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    pytest.importorskip("zlib_ng")
+    import fastframe.deflate as deflate
+
+    monkeypatch.setattr(deflate, "backend", _backend(backend))
+    d = PerMessageDeflate(DeflateParams(), client=False)
+    with pytest.raises(ProtocolError):
+        d.decompress(b"\xff\xff\xff\xff not deflate", None, True)
+    d = PerMessageDeflate(DeflateParams(), client=False)
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = bomb.compress(b"\x00" * (1 << 20)) + bomb.flush(zlib.Z_SYNC_FLUSH)
+    with pytest.raises(ProtocolError) as info:
+        d.decompress(data[:-4], 1000, True)
+    assert info.value.close_code == 1009
