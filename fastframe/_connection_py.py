@@ -272,6 +272,10 @@ class WebSocket:
     in which case it waits for it to drain.
     """
 
+    #: The Server this connection belongs to (``ws.server.publish``); None
+    #: on a client.  The server sets it on its connections.
+    server = None  # type: Any
+
     def __init__(
         self,
         proto: StreamCore,
@@ -540,6 +544,23 @@ class WebSocket:
 
     async def wait_closed(self) -> None:
         await asyncio.shield(self._proto.closed_future)
+
+    # -- topics (docs/pubsub.md) ------------------------------------------------------
+
+    def subscribe(self, topic: str) -> bool:
+        """Receive what is published to ``topic`` until unsubscribed or
+        closed; False if already subscribed.  Server connections only."""
+        return bool(_topics(self).subscribe(self, topic))
+
+    def unsubscribe(self, topic: str) -> bool:
+        """Stop receiving ``topic``; False if not subscribed."""
+        return bool(_topics(self).unsubscribe(self, topic))
+
+
+def _topics(ws: WebSocket) -> Any:
+    if ws.server is None:
+        raise LocalProtocolError("topics are a server's: a client connection has none")
+    return ws.server.topics
 
 
 # The unbound method the parser calls as sink(ws, message) for the handler's
