@@ -18,7 +18,7 @@ import pytest
 
 import fastframe
 from fastframe import DeflateConfig, LocalProtocolError, connect, serve
-from fastframe.pubsub import Broker, Receive
+from fastframe.pubsub import ENGINES, Broker, Receive, broker_from_url
 
 UPGRADE = (
     b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -320,3 +320,13 @@ def test_messages_not_in_the_format_are_never_put_on_the_wire(caplog: pytest.Log
     with caplog.at_level(logging.WARNING, logger="fastframe.pubsub"):
         run(go())
     assert sum("not in fastframe's format" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_broker_engines_by_url_scheme() -> None:
+    with pytest.raises(ValueError, match="no broker engine for 'nats'"):
+        broker_from_url("nats://127.0.0.1:4222")
+    assert ENGINES["redis"] == ("fastframe.brokers.redis", "RedisBroker")
+    pytest.importorskip("redis")
+    broker = broker_from_url("redis://user:secret@127.0.0.1:6379/2", prefix="app:")
+    assert broker.where == "redis://127.0.0.1:6379/2"  # no password in logs
+    assert broker.prefix == "app:"  # type: ignore[attr-defined]
