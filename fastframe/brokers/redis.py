@@ -93,8 +93,13 @@ class RedisBroker(Broker):
         self._pending: deque[tuple[bytes, bytes]] = deque()
         self._pending_bytes = 0
         self._overflowing = False
-        self._wake: asyncio.Event | None = None
-        self._tried: asyncio.Event | None = None
+        # What the writer waits on when it has nothing to do: resolved with
+        # True by a publish or a change of subscriptions, False by the
+        # health check's timer.  A future, not an Event under wait_for: on
+        # Python 3.11 wait_for can swallow a cancellation that races with
+        # its result, and the task would never end.
+        self._waiter: asyncio.Future[bool] | None = None
+        self._tried: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.connected = False
@@ -107,13 +112,11 @@ class RedisBroker(Broker):
 
     async def start(self, receive: Receive) -> None:
         self._receive = receive
-        self._wake = asyncio.Event()
-        self._tried = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        try:
-            await asyncio.wait_for(self._tried.wait(), self.connect_timeout + self.timeout)
-        except asyncio.TimeoutError:
-            pass  # still trying: the server starts anyway
+        loop = asyncio.get_running_loop()
+        self._tried = loop.create_future()
+        self._task = loop.create_task(self._run())
+        # If it is still trying after that, the server starts anyway.
+        await asyncio.wait([self._tried], timeout=self.connect_timeout + self.timeout)
 
     def publish(self, topic: str, payload: bytes) -> None:
         channel = self._prefix + topic.encode("utf-8")
@@ -121,37 +124,38 @@ class RedisBroker(Broker):
         self._pending_bytes += len(channel) + len(payload)
         if self._pending_bytes > self.max_pending:
             self._overflow()
-        if self.connected and self._wake is not None:
-            self._wake.set()
+        self._wake(True)
 
     def subscribe(self, topic: str) -> None:
         self._wanted.add(topic)
-        if self.connected and self._wake is not None:
-            self._wake.set()
+        self._wake(True)
 
     def unsubscribe(self, topic: str) -> None:
         self._wanted.discard(topic)
-        if self.connected and self._wake is not None:
-            self._wake.set()
+        self._wake(True)
+
+    def _wake(self, value: bool) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(value)
 
     async def aclose(self) -> None:
         self._closing = True
         task = self._task
         if task is None:
             return
-        if self.connected and self._pending and self._wake is not None:
+        loop = asyncio.get_running_loop()
+        if self.connected and self._pending:
             # What the last connections published (a chat's "left") gets a
             # moment to leave.
-            self._wake.set()
-            loop = asyncio.get_running_loop()
             deadline = loop.time() + min(1.0, self.timeout)
             while self.connected and self._pending and loop.time() < deadline:
                 await asyncio.sleep(0.01)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        # Asked until it ends: a cancellation can be lost in redis-py or in
+        # wait_for (3.11) when it races with a result.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=0.5)
 
     def stats(self) -> dict[str, Any]:
         return {"connected": self.connected, "pending": len(self._pending), **self.counts}
@@ -197,7 +201,8 @@ class RedisBroker(Broker):
             finally:
                 self.connected = False
                 await self._close(clients)
-                self._tried.set()
+                if not self._tried.done():
+                    self._tried.set_result(None)
             if self._closing:
                 break
             if self._reached:  # it was connected: the first retry comes soon
@@ -252,8 +257,7 @@ class RedisBroker(Broker):
                     log.exception("broker %s: delivering a message failed", self.where)
 
     async def _write(self, publisher: Any, pubsub: Any, applied: set[str]) -> None:
-        wake = self._wake
-        assert wake is not None
+        loop = asyncio.get_running_loop()
         while True:
             # Subscriptions first, so that what follows is already received.
             add = self._wanted - applied
@@ -277,12 +281,18 @@ class RedisBroker(Broker):
                     raise
                 self.counts["published"] += len(batch)
                 continue
-            wake.clear()
             if self._wanted != applied:
                 continue
+            # Nothing to do (and no await since the checks above, so no
+            # publish came in between): wait for one, or for the health check.
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(self.health_interval, self._wake, False)
             try:
-                await asyncio.wait_for(wake.wait(), self.health_interval)
-            except asyncio.TimeoutError:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+            if not waiter.result():
                 await publisher.ping()  # a silent failure of the network or of Redis shows here
 
     def _up(self) -> None:
@@ -295,8 +305,8 @@ class RedisBroker(Broker):
                         "(%d publishes dropped meanwhile)", self.where, loop.time() - self._down_since,
                         self.counts["dropped"] - self._dropped_at_down)
             self._down_since = None
-        if self._tried is not None:
-            self._tried.set()
+        if self._tried is not None and not self._tried.done():
+            self._tried.set_result(None)
 
     def _down(self, exc: BaseException) -> None:
         """One log line per outage, however many attempts it takes."""
