@@ -310,10 +310,12 @@ class _Supervisor:
 
     def _on_signal(self, stop: asyncio.Future[None]) -> None:
         # Workers run in sessions of their own (a Ctrl-C at the terminal
-        # reaches the supervisor alone): each signal is passed on once, so
-        # a second Ctrl-C stops the workers at once, as it does one server.
+        # reaches the supervisor alone).  The first signal stops them
+        # gracefully (_stop_all sends each one SIGTERM); a second one is
+        # passed on, and they stop at once, as one server does.
         if not stop.done():
             stop.set_result(None)
+            return
         for proc in self.procs.values():
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
@@ -530,7 +532,8 @@ def _check_serve(args: argparse.Namespace) -> str | None:
                 "its own connections, so a message would reach only the users of the worker that "
                 "received it (run redis-server and pass --redis redis://127.0.0.1:6379/0)")
     if args.workers > 1 and sys.platform == "win32":
-        return "--workers needs POSIX (fork-free socket sharing); run one server per port instead"
+        return ("--workers needs a POSIX system (SO_REUSEPORT, or a listening socket the workers "
+                "inherit); on Windows run one server per port behind a load balancer")
     if args.redis:
         try:
             from .pubsub import broker_from_url

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import pytest
 from conftest import free_port
 
-from fastframe import connect, serve
+from fastframe import ConnectionClosed, connect, serve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JS = os.path.join(ROOT, "tests", "js")
@@ -470,7 +470,18 @@ def test_workers_share_one_port_and_the_chat(redis_server: RedisServer) -> None:
                     await until_text(ws, "hi")
 
         run(still_serving())
-        proc.send_signal(signal.SIGINT)
+
+        async def graceful() -> None:
+            # SIGINT to the supervisor: each worker closes its connections with 1001.
+            async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                await chat_message(ws)
+                proc.send_signal(signal.SIGINT)
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await ws.recv()
+            assert ws.close_code == 1001
+
+        run(graceful())
         assert proc.wait(30) == 0
         text = served.log()
     assert f"worker 1 (pid {victim}) killed by signal 9: restarting it" in text or \
