@@ -285,6 +285,14 @@ def cli_server(*args: str) -> Iterator[Served]:
                 served._final = served.log()  # type: ignore[assignment]
 
 
+@contextlib.contextmanager
+def two_chat_servers(redis_url: str) -> Iterator[tuple[Served, Served]]:
+    """Two ``serve --mode chat`` processes sharing the Redis at ``redis_url``."""
+    with cli_server("--mode", "chat", "--redis", redis_url) as a_server, \
+            cli_server("--mode", "chat", "--redis", redis_url) as b_server:
+        yield a_server, b_server
+
+
 async def chat_message(ws: Any, timeout: float = 5.0) -> Any:
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
@@ -301,8 +309,7 @@ async def until_text(ws: Any, text: str, timeout: float = 10.0) -> dict[str, Any
 
 @posix_only
 def test_chat_across_two_servers_sharing_redis(redis_server: RedisServer) -> None:
-    with cli_server("--mode", "chat", "--redis", redis_server.url) as a_server, \
-            cli_server("--mode", "chat", "--redis", redis_server.url) as b_server:
+    with two_chat_servers(redis_server.url) as (a_server, b_server):
         port_a, port_b = a_server.port, b_server.port
 
         async def go() -> None:
@@ -327,8 +334,7 @@ def test_chat_across_two_servers_sharing_redis(redis_server: RedisServer) -> Non
 
 @posix_only
 def test_redis_killed_under_two_chat_servers(redis_server: RedisServer) -> None:
-    with cli_server("--mode", "chat", "--redis", redis_server.url) as a_server, \
-            cli_server("--mode", "chat", "--redis", redis_server.url) as b_server:
+    with two_chat_servers(redis_server.url) as (a_server, b_server):
         port_a, port_b = a_server.port, b_server.port
 
         async def go() -> None:
@@ -377,8 +383,7 @@ def test_chromium_chat_page_across_two_servers(redis_server: RedisServer) -> Non
         pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")
     if shutil.which("node") is None or not os.path.isdir(os.path.join(JS, "node_modules", "playwright-core")):
         pytest.skip("node and playwright-core are needed (scripts/test.sh runs npm install in tests/js)")
-    with cli_server("--mode", "chat", "--redis", redis_server.url) as a_server, \
-            cli_server("--mode", "chat", "--redis", redis_server.url) as b_server:
+    with two_chat_servers(redis_server.url) as (a_server, b_server):
         out = subprocess.run(["node", os.path.join(JS, "chromium_chat_two_servers.js"),
                               f"http://127.0.0.1:{a_server.port}/", f"http://127.0.0.1:{b_server.port}/"],
                              capture_output=True, text=True, timeout=120)

@@ -81,26 +81,30 @@ async def measure(args: argparse.Namespace) -> dict[str, float]:
                     except BlockingIOError:
                         break
 
-        for _ in range(2):  # the second round is the one kept (the first warms up)
-            t = time.process_time()
+        async def batched() -> None:
             for _ in range(args.messages):
                 server.publish("t", message)
             await settle(server)
-            results["publish, MESSAGES per loop iteration"] = (time.process_time() - t) / n * 1e6
-            await drained()
-            t = time.process_time()
+
+        async def one_per_iteration() -> None:
             for _ in range(args.messages):
                 server.publish("t", message)
                 await settle(server)
-            results["publish, 1 per loop iteration"] = (time.process_time() - t) / n * 1e6
-            await drained()
-            t = time.process_time()
+
+        async def sends() -> None:
             for _ in range(args.messages):
                 for ws in connections:
                     ws.send_nowait(message)
                 await settle(server)
-            results["send_nowait to each"] = (time.process_time() - t) / n * 1e6
-            await drained()
+
+        cases = {"publish, MESSAGES per loop iteration": batched, "publish, 1 per loop iteration": one_per_iteration,
+                 "send_nowait to each": sends}
+        for _ in range(2):  # the second round is the one kept (the first warms up)
+            for name, case in cases.items():
+                t = time.process_time()
+                await case()
+                results[name] = (time.process_time() - t) / n * 1e6
+                await drained()
         for s in socks:
             s.close()
     return results

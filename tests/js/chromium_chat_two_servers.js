@@ -2,10 +2,7 @@
 // Redis: a page on server A sees what a page on server B sends, and back.
 // usage: node chromium_chat_two_servers.js HTTP_URL_A HTTP_URL_B  -> a JSON report, exit 0 on success
 "use strict";
-const { chromium } = require("playwright-core");
-const fs = require("fs");
-const os = require("os");
-const path = require("path");
+const { withChromium } = require("./chromium");
 const [urlA, urlB] = process.argv.slice(2);
 
 // The attributed messages (li.msg) of a page whose text is `text`, and who sent them.
@@ -15,51 +12,33 @@ function senders(page, text) {
     .map(li => li.querySelector(".user").textContent), text);
 }
 
-(async () => {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fastframe-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const report = {};
-  try {
-    const b = await context.newPage();
-    await b.goto(urlB);
-    await b.waitForFunction(() => document.getElementById("status").textContent === "connected");
-    const a = await context.newPage();
-    await a.goto(urlA);
-    await a.waitForFunction(() => document.getElementById("status").textContent === "connected");
-    // The page on B sees the page on A join: B's subscription is in place.
-    await b.waitForFunction(() => document.querySelectorAll("#log li.sys").length >= 2, null, { timeout: 10000 });
-    report.join_seen_across = true;
-    // Typed in one page, shown in both (each page waits: a page in the
-    // background may show it a little later).
-    const shown = (page, text) => page.waitForFunction((t) => [...document.querySelectorAll("#log li.msg .text")]
-      .some(el => el.textContent === t), text, { timeout: 10000 });
-    await a.fill("#msg", "hello from server A");
-    await a.press("#msg", "Enter");
-    await shown(b, "hello from server A");
-    await shown(a, "hello from server A");
-    await b.fill("#msg", "hello from server B");
-    await b.press("#msg", "Enter");
-    await shown(a, "hello from server B");
-    await shown(b, "hello from server B");
-    // Each page shows each message once, attributed to the same user on both.
-    const fromA = [await senders(a, "hello from server A"), await senders(b, "hello from server A")];
-    const fromB = [await senders(a, "hello from server B"), await senders(b, "hello from server B")];
-    report.from_a = fromA;
-    report.from_b = fromB;
-    const once = (pair) => pair[0].length === 1 && pair[1].length === 1 && pair[0][0] === pair[1][0];
-    report.ok = report.join_seen_across && once(fromA) && once(fromB) && fromA[0][0] !== fromB[0][0];
-  } catch (e) {
-    report.ok = false;
-    report.error = String(e);
-  } finally {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-  }
-  console.log(JSON.stringify(report));
-  process.exit(report.ok ? 0 : 1);
-})();
+withChromium(async (context, report) => {
+  const b = await context.newPage();
+  await b.goto(urlB);
+  await b.waitForFunction(() => document.getElementById("status").textContent === "connected");
+  const a = await context.newPage();
+  await a.goto(urlA);
+  await a.waitForFunction(() => document.getElementById("status").textContent === "connected");
+  // The page on B sees the page on A join: B's subscription is in place.
+  await b.waitForFunction(() => document.querySelectorAll("#log li.sys").length >= 2, null, { timeout: 10000 });
+  report.join_seen_across = true;
+  // Typed in one page, shown in both (each page waits: a page in the
+  // background may show it a little later).
+  const shown = (page, text) => page.waitForFunction((t) => [...document.querySelectorAll("#log li.msg .text")]
+    .some(el => el.textContent === t), text, { timeout: 10000 });
+  await a.fill("#msg", "hello from server A");
+  await a.press("#msg", "Enter");
+  await shown(b, "hello from server A");
+  await shown(a, "hello from server A");
+  await b.fill("#msg", "hello from server B");
+  await b.press("#msg", "Enter");
+  await shown(a, "hello from server B");
+  await shown(b, "hello from server B");
+  // Each page shows each message once, attributed to the same user on both.
+  const fromA = [await senders(a, "hello from server A"), await senders(b, "hello from server A")];
+  const fromB = [await senders(a, "hello from server B"), await senders(b, "hello from server B")];
+  report.from_a = fromA;
+  report.from_b = fromB;
+  const once = (pair) => pair[0].length === 1 && pair[1].length === 1 && pair[0][0] === pair[1][0];
+  report.ok = report.join_seen_across && once(fromA) && once(fromB) && fromA[0][0] !== fromB[0][0];
+});
