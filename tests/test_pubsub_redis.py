@@ -285,6 +285,23 @@ def cli_server(*args: str) -> Iterator[Served]:
                 served._final = served.log()  # type: ignore[assignment]
 
 
+def wait_subscribed(redis_url: str, channel: str, count: int = 1, timeout: float = 10) -> None:
+    """Wait until ``count`` servers subscribe to ``channel``: a server
+    subscribes when its first local subscriber arrives, and what is
+    published elsewhere before its SUBSCRIBE reaches Redis never reaches it
+    (at most once; docs/pubsub.md)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while dict(client.pubsub_numsub(channel)).get(channel.encode(), 0) < count:
+            assert time.monotonic() < deadline, f"{channel} has not {count} subscribers"
+            time.sleep(0.01)
+    finally:
+        client.close()
+
+
 @contextlib.contextmanager
 def two_chat_servers(redis_url: str) -> Iterator[tuple[Served, Served]]:
     """Two ``serve --mode chat`` processes sharing the Redis at ``redis_url``."""
@@ -317,6 +334,7 @@ def test_chat_across_two_servers_sharing_redis(redis_server: RedisServer) -> Non
                     connect(f"ws://127.0.0.1:{port_b}/ws?room=other") as other:
                 b_name = (await chat_message(b))["user"]
                 await chat_message(other)  # its own join
+                wait_subscribed(redis_server.url, "fastframe:chat:lobby")
                 async with connect(f"ws://127.0.0.1:{port_a}/ws") as a:
                     a_name = (await chat_message(a))["user"]
                     assert a_name != b_name  # the processes' tags keep users apart
@@ -340,6 +358,7 @@ def test_redis_killed_under_two_chat_servers(redis_server: RedisServer) -> None:
         async def go() -> None:
             async with connect(f"ws://127.0.0.1:{port_b}/ws") as b:
                 await chat_message(b)
+                wait_subscribed(redis_server.url, "fastframe:chat:lobby")
                 async with connect(f"ws://127.0.0.1:{port_a}/ws") as a:
                     await chat_message(a)
                     await chat_message(b)  # a joined
@@ -442,7 +461,7 @@ def test_workers_share_one_port_and_the_chat(redis_server: RedisServer) -> None:
                     ws = await connect(url)
                     clients.append(ws)
                     tags.add((await until_join(ws))["user"].rsplit("-", 1)[1])
-                await asyncio.sleep(0.3)
+                wait_subscribed(redis_server.url, "fastframe:chat:lobby", count=2)
                 await clients[0].send("to every worker's clients")
                 for ws in clients:
                     assert (await until_text(ws, "to every worker's clients"))["user"].startswith("user")
