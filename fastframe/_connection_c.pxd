@@ -22,7 +22,7 @@ cdef class Writer:
     cdef public long fd
     cdef public bint pending, writelines
 
-    cpdef write(self, list out)
+    cpdef Py_ssize_t write(self, list out) except -1
 
 cdef class _Sent:
     pass
@@ -30,7 +30,7 @@ cdef class _Sent:
 @cython.final
 cdef class WebSocket:
     cdef public StreamCore _proto
-    cdef public object id, _messages, _waiter, _pong_waiters, _on_open, _on_finish, listener, opened
+    cdef public object id, _messages, _waiter, _pong_waiters, _on_open, _on_finish, listener, opened, server
     cdef dict __dict__
     cdef object __weakref__
 
@@ -47,7 +47,7 @@ cdef class Ticker:
 cdef class StreamCore:
     cdef public CConnection conn
     cdef public object loop, front, sink, sink_error, sink_arg, inbox, transport, peer
-    cdef public Py_ssize_t write_limit, queued
+    cdef public Py_ssize_t write_limit, queued, ours
     cdef public object max_write_buffer, close_timeout, ping_interval, ping_timeout
     cdef public object open_timeout
     cdef public Py_ssize_t max_queue

@@ -139,29 +139,36 @@ class Writer:
         self.pending = True
         self.writelines = writelines_pauses(transport)
 
-    def write(self, out: list[bytes]) -> None:
+    def write(self, out: list[bytes]) -> int:
         """Write the byte strings ``out``, in order, after what went before;
-        nothing once the transport is closing."""
+        nothing once the transport is closing.  Returns how many of the
+        bytes went into the transport's buffer (0: all sent at once)."""
         t = self.transport
         if t.is_closing():
             # Also a must for the direct path: uvloop closes the socket at
             # once, and its number may already belong to a new connection.
-            return
+            return 0
         if self.fd >= 0 and (not self.pending or t.get_write_buffer_size() == 0):
             # One send() instead of the loop's write(); the order holds, as
             # the transport has nothing queued.
             self.pending = False
             rest = _try_send(self.fd, out)
-            if rest is not None:
-                # The rest, and any error, are the transport's to deal with.
-                self.pending = True
-                t.write(rest)
-        elif len(out) == 1:
-            t.write(out[0])
-        elif self.writelines:
+            if rest is None:
+                return 0
+            # The rest, and any error, are the transport's to deal with.
+            self.pending = True
+            t.write(rest)
+            return len(rest)
+        if len(out) == 1:
+            data = out[0]
+            t.write(data)
+            return len(data)
+        if self.writelines:
             t.writelines(out)
-        else:
-            t.write(b"".join(out))
+            return sum(map(len, out))
+        data = b"".join(out)
+        t.write(data)
+        return len(data)
 
 
 def shared_read_buffer() -> bytearray:
@@ -283,6 +290,8 @@ class WebSocket:
     in which case it waits for it to drain.
     """
 
+    #: The Server this connection belongs to (``ws.server.publish``); None
+    #: on a client.  The server sets it on its connections.
     def __init__(
         self,
         proto: StreamCore,
@@ -296,6 +305,9 @@ class WebSocket:
         self._pong_waiters: list[tuple[bytes, asyncio.Future[float]]] = []
         self._on_open = on_open
         self._on_finish = on_finish
+        #: The Server this connection belongs to (None for a client): its
+        #: topics (subscribe/unsubscribe).
+        self.server: Any = None
         self.listener: Listener | None = None
         #: Set when the opening handshake ends: None once open, the
         #: Rejected event when it was refused or lost.
@@ -598,6 +610,23 @@ class WebSocket:
     async def wait_closed(self) -> None:
         await asyncio.shield(self._proto.closed_future)
 
+    # -- topics (docs/pubsub.md) ------------------------------------------------------
+
+    def subscribe(self, topic: str) -> bool:
+        """Receive what is published to ``topic`` until unsubscribed or
+        closed; False if already subscribed.  Server connections only."""
+        return bool(_topics(self).subscribe(self, topic))
+
+    def unsubscribe(self, topic: str) -> bool:
+        """Stop receiving ``topic``; False if not subscribed."""
+        return bool(_topics(self).unsubscribe(self, topic))
+
+
+def _topics(ws: WebSocket) -> Any:
+    if ws.server is None:
+        raise LocalProtocolError("topics are a server's: a client connection has none")
+    return ws.server.topics
+
 
 # The unbound method the parser calls as sink(ws, message) for the handler's
 # queue: looked up on the type once, at import, and shared by every
@@ -722,6 +751,11 @@ class StreamCore:
         self.open_timeout = open_timeout
         self.flush_scheduled = False
         self.queued = 0  # about the bytes sent during the current read
+        # At most how many of the bytes in the transport's buffer are ours
+        # (what we wrote into it since it was last seen under the low-water
+        # mark): the hard cap counts only those.  Under uvicorn the HTTP
+        # server may still be writing a response of its own there.
+        self.ours = 0
         self.in_read = False
         self.paused_writing = False
         self.paused_reading = False
@@ -897,6 +931,8 @@ class StreamCore:
 
     def resume_writing(self) -> None:
         self.paused_writing = False
+        if self.transport is not None:
+            self.ours = min(self.ours, self.transport.get_write_buffer_size())
         for w in self._drain_waiters:
             if not w.done():
                 w.set_result(None)
@@ -971,7 +1007,8 @@ class StreamCore:
         # can only be over it once past the high-water mark, which
         # pause_writing() reported: check only then.
         cap = self.max_write_buffer
-        if self.paused_writing and cap is not None and not t.is_closing() and t.get_write_buffer_size() > cap:
+        if (self.paused_writing and cap is not None and not t.is_closing()
+                and self.ours > cap and t.get_write_buffer_size() > cap):
             # A peer that stops reading is cut off here: it cannot read a
             # close frame either, so the transport is aborted (1006 for it).
             log.warning("%s: write buffer over %d bytes, closing the connection", self.peer, cap)
@@ -982,7 +1019,7 @@ class StreamCore:
         # copies what it hands on.  Emptied whatever happens: a byte string
         # written twice would corrupt the stream.
         try:
-            self._writer.write(out)  # type: ignore[union-attr]  # set with the transport
+            self.ours += self._writer.write(out)  # type: ignore[union-attr]  # set with the transport
         finally:
             out.clear()
 

@@ -33,6 +33,7 @@ from .deflate import DeflateConfig
 from .exceptions import ConnectionClosed
 from .handshake import Request
 from .protocol import Connection, State
+from .pubsub import Broker, Topics, broker_from_url
 
 __all__ = ["Response", "Server", "broadcast", "serve"]
 
@@ -57,6 +58,7 @@ class Server:
         ping_timeout: float | None,
         open_timeout: float | None,
         max_connections: int | None,
+        broker: Broker | None = None,
     ) -> None:
         self.handler = handler
         # Passed as they are to each connection's Connection and
@@ -72,6 +74,8 @@ class Server:
         self.protocols: set[StreamProtocol] = set()
         self.connections: set[WebSocket] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
+        #: The topics of this server (fastframe.pubsub): ws.subscribe, publish.
+        self.topics = Topics(broker)
         self._server: asyncio.AbstractServer | None = None
         self._closing = False
         self._port = 0
@@ -94,6 +98,7 @@ class Server:
         proto = ws._proto
         log.info("open #%d %s %s", ws.id, proto.peer, ws.path)
         self.connections.add(ws)
+        ws.server = self
         if isinstance(self.handler, type) and issubclass(self.handler, Listener):
             listener = self.handler()
             ws.set_listener(listener)
@@ -130,6 +135,7 @@ class Server:
 
     def _on_finish(self, ws: WebSocket) -> None:
         self.protocols.discard(ws._proto)
+        self.topics.leave(ws)
         if ws in self.connections:
             self.connections.discard(ws)
             log.info("close #%d %s code=%s", ws.id, ws._proto.peer, ws._proto.conn.close_code)
@@ -160,6 +166,22 @@ class Server:
         """
         broadcast(self.connections if connections is None else connections, message)
 
+    def publish(self, topic: str, message: str | bytes) -> int:
+        """Send ``message`` to every subscriber of ``topic`` (``ws.subscribe``):
+        on this server, and with a broker on every server attached to it.
+
+        The frame is encoded once and queued on each open subscriber, to
+        leave in one write per connection at the end of the loop iteration;
+        nothing waits, and a subscriber past ``max_write_buffer`` is
+        disconnected, as with :func:`broadcast`.  Returns the number of local
+        subscribers it was queued for.  See docs/pubsub.md.
+        """
+        return self.topics.publish(topic, message)
+
+    def num_subscribers(self, topic: str) -> int:
+        """How many connections of this server subscribe to ``topic``."""
+        return self.topics.num_subscribers(topic)
+
     def close(self) -> None:
         """Stop accepting and start closing every connection with 1001."""
         self._closing = True
@@ -181,6 +203,8 @@ class Server:
             await asyncio.wait(list(self.tasks), timeout=self.close_timeout)
         if self._server is not None:
             await self._server.wait_closed()
+        # Last: what the closing handlers published still goes out.
+        await self.topics.aclose()
 
     async def __aenter__(self) -> Server:  # noqa: PYI034 - typing.Self needs 3.11
         return self
@@ -212,18 +236,25 @@ class _Serve:
     """``serve(...)`` is both awaitable and an async context manager."""
 
     def __init__(self, handler: Handler, host: str | None, port: int, ssl: ssl_module.SSLContext | None,
-                 sock: Any, kw: dict[str, Any]) -> None:
-        self._args = (handler, host, port, ssl, sock, kw)
+                 sock: Any, reuse_port: bool, kw: dict[str, Any]) -> None:
+        self._args = (handler, host, port, ssl, sock, reuse_port, kw)
         self.server: Server | None = None
 
     async def _start(self) -> Server:
-        handler, host, port, ssl, sock, kw = self._args
+        handler, host, port, ssl, sock, reuse_port, kw = self._args
         server = Server(handler, **kw)
         loop = asyncio.get_running_loop()
-        if sock is not None:
-            server._server = await loop.create_server(server._make_protocol, sock=sock, ssl=ssl)
-        else:
-            server._server = await loop.create_server(server._make_protocol, host, port, ssl=ssl)
+        # The broker first, so that the first subscriptions reach it.
+        await server.topics.start()
+        try:
+            if sock is not None:
+                server._server = await loop.create_server(server._make_protocol, sock=sock, ssl=ssl)
+            else:
+                server._server = await loop.create_server(server._make_protocol, host, port, ssl=ssl,
+                                                          reuse_port=reuse_port or None)
+        except BaseException:
+            await server.topics.aclose()
+            raise
         socks = getattr(server._server, "sockets", ())
         server._port = int(socks[0].getsockname()[1]) if socks else 0
         self.server = server
@@ -261,6 +292,8 @@ def serve(
     max_queue: int = 32,
     ssl: ssl_module.SSLContext | None = None,
     sock: Any = None,
+    broker: str | Broker | None = None,
+    reuse_port: bool = False,
 ) -> _Serve:
     """Start a WebSocket server; use as ``async with serve(...) as server``.
 
@@ -293,6 +326,13 @@ def serve(
             pauses (back-pressure).
         ssl: an ``ssl.SSLContext`` for wss://.
         sock: an already bound socket instead of host/port.
+        broker: where ``publish`` goes so that every server attached to it
+            delivers to its own subscribers: a URL (``redis://host:6379/0``;
+            see :data:`fastframe.pubsub.ENGINES`) or a
+            :class:`~fastframe.pubsub.Broker`.  None: topics are in-process.
+        reuse_port: bind with SO_REUSEPORT, so that several processes can
+            listen on the same port (the kernel spreads connections over
+            them on Linux).
     """
     kw = {
         "connection_options": {
@@ -305,5 +345,6 @@ def serve(
         },
         "ping_interval": ping_interval, "ping_timeout": ping_timeout, "open_timeout": open_timeout,
         "max_connections": max_connections,
+        "broker": broker_from_url(broker) if isinstance(broker, str) else broker,
     }
-    return _Serve(handler, host, port, ssl, sock, kw)
+    return _Serve(handler, host, port, ssl, sock, reuse_port, kw)

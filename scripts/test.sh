@@ -16,9 +16,11 @@ if [[ -z "${VIRTUAL_ENV:-}" ]]; then
     source .venv/bin/activate
 fi
 
-# System tools the interop tests drive: curl, Debian's Chromium, Node + npm.
+# System tools the interop tests drive: curl, Debian's Chromium, Node + npm;
+# redis-server for the topics tests (each starts its own on a free port).
 missing=()
 command -v curl >/dev/null || missing+=(curl)
+command -v redis-server >/dev/null || missing+=(redis-server)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)

@@ -222,11 +222,23 @@ def test_core_hard_cap_aborts_once_and_logs_once(caplog: pytest.LogCaptureFixtur
     core.pause_writing()
     with caplog.at_level("WARNING", logger="fastframe"):
         for _ in range(8):
-            core.conn.send(b"more")
+            core.conn.send(b"m" * 600)  # ours in the buffer passes the cap on the third
             core.flush()
     assert transport.aborted
     assert len([r for r in caplog.records if "write buffer over" in r.getMessage()]) == 1
     assert not core.conn.output  # nothing kept for a connection that is gone
+
+
+def test_core_hard_cap_counts_only_its_own_bytes() -> None:
+    # Under uvicorn the HTTP server may still write a response of its own
+    # into the transport after handing the connection over: those bytes are
+    # not this connection's to cap.
+    core, transport, _ = open_core(max_write_buffer=1000)
+    transport.get_write_buffer_size = lambda: 50_000  # type: ignore[method-assign]
+    core.pause_writing()
+    core.conn.send(b"small")
+    core.flush()
+    assert not transport.aborted
 
 
 # -- reading back-pressure ------------------------------------------------------------------------

@@ -40,6 +40,19 @@ class Chat(fastframe.Listener):
         self.members.discard(ws)
 
 
+class Room(fastframe.Listener):
+    def on_open(self, ws: fastframe.WebSocket) -> None:
+        subscribed: bool = ws.subscribe("room")
+        print(subscribed)
+
+    def on_message(self, ws: fastframe.WebSocket, message: str | bytes) -> None:
+        ws.server.publish("room", message)
+
+    def on_close(self, ws: fastframe.WebSocket, code: int, reason: str) -> None:
+        left: bool = ws.unsubscribe("room")
+        print(left)
+
+
 async def main() -> None:
     async with fastframe.serve(echo, "127.0.0.1", 0, compression=fastframe.DeflateConfig()) as server:
         assert isinstance(server, fastframe.Server)
@@ -50,6 +63,9 @@ async def main() -> None:
             await ws.close(1000, "bye")
     async with fastframe.serve(Chat, "127.0.0.1", 0):
         pass
+    async with fastframe.serve(Room, "127.0.0.1", 0, broker=None) as rooms:
+        queued: int = rooms.publish("room", b"to everyone in the room")
+        print(queued, rooms.num_subscribers("room"), rooms.topics.topics_of)
 
 
 def sans_io() -> None:
