@@ -38,10 +38,20 @@ class FrameParser:
         max_uncompressed_frame_size: a lower limit for text and binary
             frames without RSV1, the start of an uncompressed message
             (RFC 7692 §6.1); None: ``max_frame_size``.
+        check_utf8: fail fast on text that is not UTF-8 (RFC 6455 §8.1):
+            the text of an uncompressed message is checked as its bytes
+            are parsed, across its frames, and the parser raises
+            ``InvalidUTF8`` at the call that brings the first invalid byte
+            (or the final frame of a message that ends inside a
+            character).  A text message of one frame whose payload is
+            parsed in one call is not checked: decoding it, as its user
+            must, checks it in the same call.  Compressed messages (RSV1)
+            and frames that break §5.4 are not checked.  Off by default.
     """
 
     expect_mask: bool
     allow_rsv1: bool
+    check_utf8: bool
     max_frame_size: int
     max_uncompressed_frame_size: int
     failed: bool
@@ -49,7 +59,7 @@ class FrameParser:
     in_frame: bool
     def __init__(
         self, *, expect_mask: bool, max_frame_size: int | None = ..., allow_rsv1: bool = ...,
-        max_uncompressed_frame_size: int | None = ...,
+        max_uncompressed_frame_size: int | None = ..., check_utf8: bool = ...,
     ) -> None: ...
     def feed(self, data: BytesLike) -> list[Frame]:
         """Consume ``data``; return the frames it completes, in order.
@@ -58,6 +68,7 @@ class FrameParser:
             ProtocolError: RFC 6455 violation (1002); ``frames`` on the
                 exception holds the frames completed before it.
             PayloadTooBig: a frame over ``max_frame_size`` (1009).
+            InvalidUTF8: with ``check_utf8``, text that is not UTF-8 (1007).
             TypeError: ``data`` is not bytes-like.
 
         After any error but TypeError (a ProtocolError, or one that is not

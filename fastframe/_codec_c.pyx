@@ -80,6 +80,21 @@ cdef enum:
     PAYLOAD_MIN = 256
     # Mask keys: bytes of os.urandom drawn at a time (see _next_key).
     POOL_SIZE = 4096
+    # check_utf8: the message the parser follows (_msg), the same numbers
+    # as in the pure twin: none open, uncompressed text (checked as its
+    # bytes arrive), or any other (binary, compressed, or opened by a frame
+    # that breaks RFC 6455 §5.4: left to the caller, which refuses it).
+    MSG_NONE = 0
+    MSG_TEXT = 1
+    MSG_OTHER = 2
+    # How the payload of the frame in progress is checked (_ftext): not at
+    # all; a frame of a fragmented text message, checked as it arrives,
+    # whole or in pieces; the one frame of a text message, checked only
+    # when its payload arrives over more than one call (else decoding it
+    # checks it in that call).
+    FT_NONE = 0
+    FT_FRAG = 1
+    FT_SINGLE = 2
 
 cdef extern from *:
     """
@@ -417,6 +432,14 @@ cdef class FrameParser:
     cdef PyObject *_payload
     cdef Py_ssize_t _cap
     cdef object _error
+    # check_utf8 (RFC 6455 §8.1, fail fast): the message followed (MSG_*),
+    # the UTF-8 DFA state across the frames of a text message (0 whenever
+    # no checked frame is in progress), and how the frame in progress is
+    # checked (FT_*).
+    cdef readonly bint check_utf8
+    cdef uint8_t _msg
+    cdef uint8_t _ftext
+    cdef uint32_t _u8
     # During feed_messages: where whole messages go, and errors from there.
     cdef object _sink
     cdef object _sink_error
@@ -426,7 +449,7 @@ cdef class FrameParser:
         self._payload = NULL
 
     def __init__(self, *, expect_mask, max_frame_size=1 << 20, allow_rsv1=False,
-                 max_uncompressed_frame_size=None):
+                 max_uncompressed_frame_size=None, check_utf8=False):
         if max_frame_size is None:
             self._max = MAX_LEN64
         elif max_frame_size < 0:
@@ -441,9 +464,13 @@ cdef class FrameParser:
             self._max_plain = min(max_uncompressed_frame_size, self._max)
         self.expect_mask = bool(expect_mask)
         self.allow_rsv1 = bool(allow_rsv1)
+        self.check_utf8 = bool(check_utf8)
         self._state = S_HEADER
         self._hdr_len = 0
         self._error = None
+        self._msg = MSG_NONE
+        self._ftext = FT_NONE
+        self._u8 = 0
 
     def __dealloc__(self):
         Py_XDECREF(self._payload)
@@ -544,6 +571,71 @@ cdef class FrameParser:
             memcpy(self._key, h + off, 4)
         return 0
 
+    cdef inline uint8_t _frame_text(self, uint8_t b0) noexcept:
+        """check_utf8: how the payload of the frame with first byte b0, whose
+        header is complete and whose payload goes to S_PAYLOAD, is checked
+        (FT_*); follows the message.  A final frame with no message open (a
+        whole message, a control frame) opens none.  (The header fast path
+        tests that case itself and calls _track for the others.)"""
+        if self._msg == MSG_NONE and (b0 & 0x80):
+            return FT_SINGLE if b0 == 0x81 and self.check_utf8 else FT_NONE
+        return self._track(b0)
+
+    cdef uint8_t _track(self, uint8_t b0) noexcept:
+        """_frame_text for a frame that may open, continue or end a message:
+        the rules of MessageAssembler.frame (RFC 6455 §5.4, RFC 7692 §6.1).
+        A frame that breaks them is not checked (the caller refuses it, with
+        1002) and the message it opens is not either."""
+        cdef uint8_t op = b0 & 0x0F
+        cdef uint8_t ft = FT_NONE
+        if not self.check_utf8 or (op & 0x08):
+            return FT_NONE  # control frames belong to no message
+        if op == 0:
+            if self._msg == MSG_TEXT and not (b0 & 0x40):
+                ft = FT_FRAG
+            elif self._msg != MSG_OTHER:
+                self._msg = MSG_OTHER  # nothing to continue, or RSV1 on a continuation
+                self._u8 = 0
+        elif self._msg != MSG_NONE:
+            self._msg = MSG_OTHER  # a new message while one is open
+            self._u8 = 0
+        elif op == 1 and not (b0 & 0x40):
+            self._msg = MSG_TEXT
+            self._u8 = 0
+            ft = FT_FRAG if not (b0 & 0x80) else FT_SINGLE
+        else:
+            self._msg = MSG_OTHER  # binary, or compressed (checked once inflated)
+        if b0 & 0x80:
+            self._msg = MSG_NONE
+        return ft
+
+    cdef int _check_text(self, const uint8_t *p, Py_ssize_t n, bint fin, list frames) except -1:
+        """Run the UTF-8 DFA over n more unmasked bytes of the text message
+        (RFC 6455 §8.1: fail at the first byte that cannot be UTF-8); with
+        ``fin`` the message ends here and must not end inside a character."""
+        cdef size_t bad = 0
+        cdef uint32_t st = ff_utf8_step(self._u8, p, <size_t>n, &bad)
+        if st == FF_UTF8_ERROR:
+            raise self._fail(InvalidUTF8("text message is not valid UTF-8"), frames)
+        if fin and st != 0:
+            raise self._fail(InvalidUTF8("text message ends inside a UTF-8 sequence"), frames)
+        self._u8 = st
+        return 0
+
+    cdef inline void _collect(self, uint8_t b0, uint8_t b1, const uint8_t *end, uint64_t n,
+                              uint8_t ftext) noexcept:
+        """The header fast path hands a frame's payload to S_PAYLOAD: it
+        does not arrive whole, or it is text to check (``end`` is the end of
+        the header, whose last 4 bytes are the key of a masked frame)."""
+        if (b1 & 0x7F) < LEN16:  # else _read_header has set these
+            self._b0 = b0
+            self._len = n
+            self._masked = (b1 & 0x80) != 0
+            if self._masked:
+                memcpy(self._key, end - 4, 4)
+        self._ftext = ftext
+        self._start_payload()
+
     cdef inline void _start_payload(self) noexcept:
         """Collect the payload of a frame that does not arrive whole; nothing
         is allocated before its bytes come (_append_payload)."""
@@ -636,6 +728,7 @@ cdef class FrameParser:
         cdef uint8_t *dst
         cdef const uint8_t *h
         cdef object payload_obj
+        cdef uint8_t ftext
         while True:
             avail = size - pos
             if self._state == S_PAYLOAD:
@@ -644,8 +737,21 @@ cdef class FrameParser:
                     take = avail
                 self._append_payload(data + pos, take)
                 pos += take
+                if self._ftext != FT_NONE and take > 0 and (
+                        self._ftext == FT_FRAG or self._fill != self._len
+                        or self._fill != <uint64_t>take):
+                    # The text that arrived is checked now, not when its
+                    # frame is complete (§8.1; Autobahn 6.4.3, 6.4.4); but
+                    # not a one-frame message whose payload came whole in
+                    # this call (after a header split across calls): as in
+                    # the fast path, decoding it checks it in this call.
+                    self._check_text(
+                        <const uint8_t *>PyBytes_AS_STRING(<object>self._payload)
+                        + self._fill - <uint64_t>take, take, False, frames)
                 if self._fill < self._len:
                     return 0
+                if self._ftext != FT_NONE and (self._b0 & 0x80):
+                    self._check_text(NULL, 0, True, frames)
                 # Complete: hand the (now exactly sized) bytes to a Frame;
                 # an empty payload never allocated any.
                 if self._payload == NULL:
@@ -690,6 +796,7 @@ cdef class FrameParser:
                     return 0
                 self._hdr_len = 0
                 self._read_header(self._hdr, frames)
+                self._ftext = self._frame_text(self._b0)
                 self._start_payload()
                 continue
             # Fast path: the header starts in this buffer.  This is
@@ -721,14 +828,17 @@ cdef class FrameParser:
             pos += hlen
             avail -= hlen
             if n > <uint64_t>avail:
-                if (b1 & 0x7F) < LEN16:
-                    self._b0 = b0
-                    self._len = n
-                    self._masked = (b1 & 0x80) != 0
-                    if self._masked:
-                        memcpy(self._key, h + hlen - 4, 4)
-                self._start_payload()
+                self._collect(b0, b1, h + hlen, n, self._frame_text(b0))
                 continue
+            if self._msg != MSG_NONE or not (b0 & 0x80):
+                # A frame of a fragmented message (or a control frame within
+                # one): text to check is collected as if it arrived in
+                # pieces; S_PAYLOAD checks it as it copies it.  A final
+                # frame with no message open costs this one test.
+                ftext = self._track(b0)
+                if ftext != FT_NONE:
+                    self._collect(b0, b1, h + hlen, n, ftext)
+                    continue
             # The whole payload is here: one pass copies and unmasks it into
             # a fresh bytes object.
             payload = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>n)

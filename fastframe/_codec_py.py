@@ -258,6 +258,19 @@ _OPCODE_BY_BYTE = tuple(_OPCODES.get(i, i) for i in range(16))
 _S_HEADER = 0
 _S_PAYLOAD = 1
 _S_FAILED = 2
+# check_utf8: the message the parser follows (_msg): none open, uncompressed
+# text (checked as its bytes arrive), or any other (binary, compressed, or
+# opened by a frame that breaks RFC 6455 §5.4, which the caller refuses).
+_MSG_NONE = 0
+_MSG_TEXT = 1
+_MSG_OTHER = 2
+# How the payload of a frame is checked (_ftext): not at all; a frame of a
+# fragmented text message, whole or in pieces; the one frame of a text
+# message, only when its payload arrives over more than one call (else
+# decoding it checks it in that call).
+_FT_NONE = 0
+_FT_FRAG = 1
+_FT_SINGLE = 2
 
 
 def _dispatch(
@@ -305,6 +318,16 @@ class FrameParser:
             overhead of compressed data; a text or binary frame without
             RSV1 starts an uncompressed message (RFC 7692 §6.1), whose
             bytes count whole towards the message limit.
+        check_utf8: fail fast on text that is not UTF-8 (RFC 6455 §8.1):
+            the text of an uncompressed message is checked as its bytes are
+            parsed, across its frames, and :class:`InvalidUTF8` (1007) is
+            raised by the call that brings the first invalid byte (or the
+            final frame of a message that ends inside a character).  A text
+            message of one frame whose payload is parsed in one call is not
+            checked: decoding it, as its user must, checks it in the same
+            call.  Compressed messages (RSV1) and frames that break §5.4
+            are not checked.  Off by default: framing alone, for callers
+            that do not read the text (the connection turns it on).
     """
 
     def __init__(
@@ -314,6 +337,7 @@ class FrameParser:
         max_frame_size: int | None = 1 << 20,
         allow_rsv1: bool = False,
         max_uncompressed_frame_size: int | None = None,
+        check_utf8: bool = False,
     ) -> None:
         if max_frame_size is None:
             max_frame_size = _MAX_LEN64
@@ -338,6 +362,13 @@ class FrameParser:
         self._have = 0
         self._chunks: list[bytes] = []
         self._error: BaseException | None = None
+        # check_utf8: the message followed (_MSG_*), the validator of its
+        # text (reset for each text message), how the frame in progress is
+        # checked (_FT_*).
+        self.check_utf8 = bool(check_utf8)
+        self._msg = _MSG_NONE
+        self._ftext = _FT_NONE
+        self._u8: Any = Utf8Validator() if self.check_utf8 else None
 
     @property
     def failed(self) -> bool:
@@ -359,8 +390,78 @@ class FrameParser:
             exc.frames = frames
         return exc
 
+    def _frame_text(self, b0: int) -> int:
+        """check_utf8: how the payload of the frame with first byte ``b0``,
+        whose header is complete and whose payload does not come whole, is
+        checked (_FT_*); follows the message.  (The parse loop tests the
+        case of a whole frame itself and calls _track for the others.)"""
+        if self._msg == _MSG_NONE and b0 & 0x80:
+            # A final frame with no message open: a whole message or a
+            # control frame; it opens none.
+            return _FT_SINGLE if b0 == 0x81 and self.check_utf8 else _FT_NONE
+        return self._track(b0)
+
+    def _track(self, b0: int) -> int:
+        """_frame_text for a frame that may open, continue or end a message:
+        the rules of MessageAssembler.frame (RFC 6455 §5.4, RFC 7692 §6.1).
+        A frame that breaks them is not checked (the caller refuses it, with
+        1002) and the message it opens is not either."""
+        op = b0 & 0x0F
+        ft = _FT_NONE
+        if not self.check_utf8 or op & 0x08:
+            return _FT_NONE  # control frames belong to no message
+        if op == 0:
+            if self._msg == _MSG_TEXT and not b0 & 0x40:
+                ft = _FT_FRAG
+            elif self._msg != _MSG_OTHER:
+                self._msg = _MSG_OTHER  # nothing to continue, or RSV1 on a continuation
+                self._u8.reset()
+        elif self._msg != _MSG_NONE:
+            self._msg = _MSG_OTHER  # a new message while one is open
+            self._u8.reset()
+        elif op == 1 and not b0 & 0x40:
+            self._msg = _MSG_TEXT
+            self._u8.reset()
+            ft = _FT_FRAG if not b0 & 0x80 else _FT_SINGLE
+        else:
+            self._msg = _MSG_OTHER  # binary, or compressed (checked once inflated)
+        if b0 & 0x80:
+            self._msg = _MSG_NONE
+        return ft
+
+    def _check_text(self, data: bytes, fin: bool, frames: list[Frame]) -> None:
+        """Validate more unmasked bytes of the text message (RFC 6455 §8.1:
+        fail at the first byte that cannot be UTF-8); with ``fin`` the
+        message ends here and must not end inside a character."""
+        try:
+            self._u8.feed(data)
+        except InvalidUTF8:
+            raise self._fail(InvalidUTF8("text message is not valid UTF-8"), frames) from None
+        if fin:
+            try:
+                self._u8.feed(b"", True)
+            except InvalidUTF8:
+                raise self._fail(
+                    InvalidUTF8("text message ends inside a UTF-8 sequence"), frames
+                ) from None
+
+    def _add(self, chunk: bytes, frames: list[Frame]) -> None:
+        """More payload of the frame in progress; text to check is unmasked
+        as it comes (at its offset in the frame) and checked now, but not a
+        one-frame message whose payload comes in this call alone (a header
+        split across calls): decoding it checks it in this call."""
+        if self._ftext:
+            key = self._key
+            if key:
+                r = self._have & 3
+                chunk = _xor(chunk, key[r:] + key[:r])
+            if self._ftext == _FT_FRAG or self._have or len(chunk) != self._len:
+                self._check_text(chunk, False, frames)
+        self._chunks.append(chunk)
+        self._have += len(chunk)
+
     def _emit(self, payload: bytes, frames: list[Frame]) -> None:
-        if self._key:
+        if self._key and not self._ftext:  # checked text was unmasked by _add
             payload = _xor(payload, self._key)
         b0 = self._b0
         frames.append(
@@ -449,10 +550,12 @@ class FrameParser:
             need = self._len - self._have
             if len(data) < need:
                 if data:
-                    self._chunks.append(data)
-                    self._have += len(data)
+                    self._add(data, frames)
                 return frames
-            self._chunks.append(data[:need])
+            if need:
+                self._add(data[:need], frames)
+            if self._ftext and self._b0 & 0x80:
+                self._check_text(b"", True, frames)
             payload = b"".join(self._chunks)
             self._chunks = []
             self._emit(payload, frames)
@@ -472,6 +575,7 @@ class FrameParser:
         append = frames.append
         opcodes = _OPCODE_BY_BYTE
         new_frame = Frame.__new__
+        check = self.check_utf8
         while end - pos >= 2:
             b0 = data[pos]
             b1 = data[pos + 1]
@@ -516,10 +620,16 @@ class FrameParser:
                 self._key = data[start - 4 : start] if mask_bit else b""
                 self._state = _S_PAYLOAD
                 self._len = length
-                rest = data[start:]
-                self._have = len(rest)
-                self._chunks = [rest] if rest else []
+                self._ftext = self._frame_text(b0) if check else _FT_NONE
+                self._have = 0
+                self._chunks = []
+                if start < end:
+                    self._add(data[start:], frames)
                 return frames
+            # A frame of a fragmented message (or a control frame within
+            # one) is followed; a final frame with no message open costs
+            # this one test.
+            ftext = self._track(b0) if check and (not b0 & 0x80 or self._msg) else _FT_NONE
             payload = data[start : start + length]
             if mask_bit and length:
                 key = data[start - 4 : start]
@@ -527,6 +637,11 @@ class FrameParser:
                 payload = (
                     int.from_bytes(payload, "little") ^ int.from_bytes(k[:length], "little")
                 ).to_bytes(length, "little")
+            if ftext == _FT_FRAG:
+                # A fragment of a text message; a whole one-frame message is
+                # left to decoding, which checks it in this call too (and
+                # _track says _FT_SINGLE for none here).
+                self._check_text(payload, b0 & 0x80 != 0, frames)
             f = new_frame(Frame)
             f.opcode = opcodes[b0 & 0x0F]
             f.payload = payload

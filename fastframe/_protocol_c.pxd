@@ -18,7 +18,7 @@ cdef tuple _NO_EVENTS
 cdef class MessageAssembler:
     cdef public object max_size, deliver_fragments, deflate, _buf, _utf8
     cdef public int op
-    cdef public bint _compressed, _first
+    cdef public bint _compressed, _first, utf8_checked
     cdef public Py_ssize_t _len
 
     # Per message when messages are compressed or fragmented.

@@ -155,7 +155,9 @@ def _close_payload(code: int | None, reason: str) -> bytes:
 
 def _frame_parser(client: bool, max_message_size: int | None, compressed: bool) -> Any:
     """The frame parser for one side of a connection (§5.1: a server gets
-    masked frames, a client unmasked ones), within the message limit."""
+    masked frames, a client unmasked ones), within the message limit; it
+    checks the text of uncompressed messages as it arrives (§8.1), which the
+    connection's assembler then does not do again."""
     limit = plain = max_message_size
     if compressed and limit is not None:
         # A compressed frame may be a little larger than what it holds
@@ -165,7 +167,8 @@ def _frame_parser(client: bool, max_message_size: int | None, compressed: bool) 
         # no path (the message sink of receive_into included) sees it.
         limit = limit + (limit >> 7) + 1024
     return _FrameParser(expect_mask=not client, max_frame_size=limit,
-                        allow_rsv1=compressed, max_uncompressed_frame_size=plain)
+                        allow_rsv1=compressed, max_uncompressed_frame_size=plain,
+                        check_utf8=True)
 
 
 # -- events --------------------------------------------------------------------
@@ -310,11 +313,12 @@ class MessageAssembler:
     whole message is delivered at once; any other frame opens a message or
     adds to it, inflated when it is compressed, counted against
     ``max_size`` as its bytes arrive (1009 at the byte that passes it),
-    text validated as it comes (1007 at the first bad byte, §8.1), then
-    delivered as one :class:`Message` or, with ``deliver_fragments``,
-    piece by piece as :class:`Fragment` events.  A whole message is not
-    counted here: the connection's frame parser keeps an uncompressed frame
-    within the limit.  A peer's mistake raises :class:`ProtocolError` (a
+    text validated as it comes (1007 at the first bad byte, §8.1: here, or
+    by the connection's frame parser for uncompressed text, see
+    ``utf8_checked``), then delivered as one :class:`Message` or, with
+    ``deliver_fragments``, piece by piece as :class:`Fragment` events.  A
+    whole message is not counted here: the connection's frame parser keeps
+    an uncompressed frame within the limit.  A peer's mistake raises :class:`ProtocolError` (a
     subclass carries the close code): the :class:`Connection` fails on it.
 
     Args:
@@ -323,15 +327,20 @@ class MessageAssembler:
             it arrives instead of holding the message.
         deflate: the negotiated permessage-deflate, which inflates the
             messages sent with RSV1 (None: none was negotiated).
+        utf8_checked: the frames come from a ``FrameParser`` made with
+            ``check_utf8``, which checks the text of uncompressed
+            fragmented messages as it arrives: only inflated text is
+            validated here (a whole message is decoded either way).
     """
 
     def __init__(
         self, max_size: int | None = 1 << 20, deliver_fragments: bool = False,
-        deflate: PerMessageDeflate | None = None,
+        deflate: PerMessageDeflate | None = None, utf8_checked: bool = False,
     ) -> None:
         self.max_size = max_size
         self.deliver_fragments = deliver_fragments
         self.deflate = deflate
+        self.utf8_checked = utf8_checked
         # The open message (§5.4): its opcode (-1: none), whether it is
         # compressed, its bytes so far (held, or counted once delivered as
         # fragments), whether no Fragment of it went out yet, its validator.
@@ -384,7 +393,9 @@ class MessageAssembler:
         self._buf = bytearray()
         self._len = 0
         self._first = True
-        self._utf8 = _Utf8Validator() if op == _TEXT else None
+        # Text is validated here unless the parser did it as it arrived
+        # (uncompressed, utf8_checked); compressed text once inflated.
+        self._utf8 = _Utf8Validator() if op == _TEXT and (rsv1 or not self.utf8_checked) else None
         self._on_data(payload, fin, events)
 
     def _on_data(self, payload: bytes, fin: bool, events: list[Event]) -> None:
@@ -413,7 +424,11 @@ class MessageAssembler:
             self._buf = bytearray()
             if self.op == _TEXT:
                 self._utf8 = None
-                events.append(Message(data.decode("utf-8")))
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError:  # only if utf8_checked was claimed wrongly
+                    raise InvalidUTF8("text message is not valid UTF-8") from None
+                events.append(Message(text))
             else:
                 events.append(Message(data))
             self.op = -1
@@ -691,7 +706,9 @@ class Connection:
         # Compression is used by both directions: sending here, receiving in
         # the assembler; both hold the one negotiated object.
         self._deflate = deflate
-        self._assembler = MessageAssembler(max_message_size, deliver_fragments, deflate)
+        # The parser checks uncompressed text as it arrives (§8.1, fail
+        # fast); the assembler validates only what it inflates.
+        self._assembler = MessageAssembler(max_message_size, deliver_fragments, deflate, True)
         self._parser = _frame_parser(client, max_message_size, deflate is not None)
         # The opening handshake, until the connection opens (§4).
         self._handshake: ServerHandshake | ClientHandshake | None = None

@@ -51,6 +51,7 @@ def test_one_input(data: bytes) -> None:
         "expect_mask": fdp.ConsumeBool(),
         "allow_rsv1": fdp.ConsumeBool(),
         "max_frame_size": LIMITS[fdp.ConsumeIntInRange(0, len(LIMITS) - 1)],
+        "check_utf8": fdp.ConsumeBool(),
     }
     ncuts = fdp.ConsumeIntInRange(0, 8)
     cuts = sorted(fdp.ConsumeIntInRange(0, 4096) for _ in range(ncuts))
@@ -85,7 +86,8 @@ def main() -> None:
     # compiled core is not coverage-instrumented (that needs clang), so the
     # twin's branches steer the fuzzer through the same rules.
     atheris.instrument_func(test_one_input)
-    for fn in (P.FrameParser.feed, P.FrameParser._check_header, P.Utf8Validator.feed, P._xor):
+    for fn in (P.FrameParser.feed, P.FrameParser._check_header, P.FrameParser._track,
+               P.FrameParser._add, P.Utf8Validator.feed, P._xor):
         atheris.instrument_func(fn)
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()

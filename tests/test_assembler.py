@@ -158,6 +158,28 @@ def test_binary_is_not_validated() -> None:
     assert feed(assembler(), (BINARY, b"\xff", False), (CONT, b"\xfe", True)) == [Message(b"\xff\xfe")]
 
 
+def test_utf8_checked_leaves_uncompressed_text_to_the_parser() -> None:
+    # The connection's parser (check_utf8) validated the text as it came:
+    # fragments go out as they are, with no second pass here.
+    a = assembler(utf8_checked=True, deliver_fragments=True)
+    raw = "κόσμε".encode()
+    assert feed(a, (TEXT, raw[:3], False), (CONT, raw[3:], True)) == [
+        Fragment(raw[:3], True, False, True), Fragment(raw[3:], False, True, True)]
+    assert a._utf8 is None
+
+
+def test_utf8_checked_still_decodes_the_whole_message() -> None:
+    # Were it claimed wrongly, text that is not UTF-8 still fails 1007 (never
+    # a UnicodeDecodeError) when the message is made.
+    a = assembler(utf8_checked=True)
+    feed(a, (TEXT, b"ok \xff", False))
+    with pytest.raises(InvalidUTF8) as info:
+        feed(a, (CONT, b"", True))
+    assert info.value.close_code == 1007
+    with pytest.raises(InvalidUTF8):
+        feed(assembler(utf8_checked=True), (TEXT, b"\xc3", True))
+
+
 # -- deliver_fragments ---------------------------------------------------------------
 
 
@@ -187,6 +209,17 @@ def compress(data: bytes) -> bytes:
 
 def inflating(**kw: Any) -> Any:
     return assembler(deflate=PerMessageDeflate(DeflateParams(), client=False), **kw)
+
+
+@pytest.mark.parametrize("checked", [False, True])
+def test_inflated_text_is_validated_as_it_comes(checked: bool) -> None:
+    # The parser cannot read compressed text: the assembler validates it
+    # once inflated, utf8_checked or not, and fails at the fragment.
+    a = inflating(utf8_checked=checked, deliver_fragments=True)
+    body = compress(b"fine " + b"\xed\xa0\x80" + b"x" * 50)
+    feed(a, (TEXT, body[:0], False, True))
+    with pytest.raises(InvalidUTF8):
+        feed(a, (CONT, body, False))
 
 
 def test_a_compressed_message_in_one_frame() -> None:

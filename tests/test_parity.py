@@ -262,3 +262,64 @@ def test_feed_messages_agrees(
     plain = run(c_impl, chunks, **kw)
     n_out = sum(1 for entry in c_log if entry[0] in ("msg", "frame"))
     assert n_out == len(plain[0])
+
+
+@st.composite
+def text_streams(draw: Any) -> list[tuple[int, bytes, bool, bool]]:
+    """Frame specs (opcode, payload, fin, rsv1) of a few messages, mostly
+    text that may not be UTF-8, in fragments of any size, with control
+    frames between them and now and then a frame that breaks §5.4."""
+    specs: list[tuple[int, bytes, bool, bool]] = []
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["text", "text", "text", "binary", "compressed", "stray"]))
+        data = b"".join(draw(utf8ish))
+        if kind == "stray":
+            specs.append((draw(st.sampled_from(DATA_OPS)), data, draw(st.booleans()), draw(st.booleans())))
+            continue
+        cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
+        pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+        for i, piece in enumerate(pieces):
+            op = (2 if kind == "binary" else 1) if i == 0 else 0
+            specs.append((op, piece, i == len(pieces) - 1, kind == "compressed" and i == 0))
+            if i < len(pieces) - 1 and draw(st.booleans()):
+                specs.append((9, draw(st.binary(max_size=3)), True, False))
+    return specs
+
+
+@SETTINGS
+@given(
+    specs=text_streams(),
+    cuts=st.lists(st.integers(0, 1 << 12), max_size=12),
+    masked=st.booleans(),
+    allow_rsv1=st.booleans(),
+    tail=st.binary(max_size=6),
+    reuse=st.booleans(),
+)
+def test_text_streams_agree_with_check_utf8(
+    c_impl: ModuleType,
+    py_impl: ModuleType,
+    specs: list[tuple[int, bytes, bool, bool]],
+    cuts: list[int],
+    masked: bool,
+    allow_rsv1: bool,
+    tail: bytes,
+    reuse: bool,
+) -> None:
+    """check_utf8: text split at random points fails in the same call, with
+    the same frames before it, in both implementations; and the frames are
+    those of the parser without the check, up to the failure."""
+    key = b"\x9a\x02\xe3\x4c" if masked else None
+    stream = b"".join(
+        c_impl.encode_frame(op, p, fin=fin, rsv1=rsv1, mask=key) for op, p, fin, rsv1 in specs
+    ) + tail
+    chunks = chunked(stream, cuts)
+    kw = {"expect_mask": masked, "allow_rsv1": allow_rsv1, "max_frame_size": None}
+    checked = run(c_impl, chunks, check_utf8=True, **kw)
+    assert checked == run(py_impl, chunks, check_utf8=True, **kw)
+    log = run_messages(c_impl, chunks, None, reuse, check_utf8=True, **kw)
+    assert log == run_messages(py_impl, chunks, None, reuse, check_utf8=True, **kw)
+    plain = run(c_impl, chunks, **kw)
+    if checked[1] is None or checked[1][1] != 1007:
+        assert checked == plain
+    else:
+        assert checked[0] == plain[0][: len(checked[0])]

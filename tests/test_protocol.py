@@ -11,12 +11,14 @@ import pytest
 from conftest import layer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_parser_utf8 import first_bad
 
 from fastframe import LocalProtocolError, Opcode, encode_frame
 from fastframe.handshake import accept_key, build_request
 from fastframe.protocol import (
     Closed,
     Connection,
+    Fragment,
     Message,
     Opened,
     Ping,
@@ -283,6 +285,154 @@ def test_utf8_code_point_split_across_fragments() -> None:
     raw = "😀".encode()
     data = frame(Opcode.TEXT, raw[:1], fin=False) + frame(0, raw[1:3], fin=False) + frame(0, raw[3:])
     assert c.receive_data(data) == [Message("😀")]
+
+
+KOSME = "κόσμε".encode()
+
+
+def read(c: Connection, data: bytes, into: bool) -> list:
+    """One read through receive_data, or through receive_into with its
+    messages routed back as Message events."""
+    if not into:
+        return c.receive_data(data)
+    got: list = []
+    events = c.receive_into(data, lambda arg, m: got.append(Message(m)), None, None)
+    return got + list(events)
+
+
+@pytest.mark.parametrize("into", [False, True], ids=["receive_data", "receive_into"])
+@pytest.mark.parametrize(
+    "chops",
+    [
+        # Autobahn 6.4.3: a valid chop, a chop with an invalid sequence, the rest.
+        [KOSME, b"\xf4\x90\x80\x80", b"edited"],
+        # Autobahn 6.4.4: the invalid byte alone in the second chop.
+        [KOSME + b"\xf4", b"\x90", b"\x80\x80edited"],
+    ],
+)
+def test_a_chopped_frame_fails_at_the_read_that_brings_the_bad_byte(chops: list, into: bool) -> None:
+    """§8.1: the connection fails (1007) in the read that brings the first
+    invalid byte, not when the frame's last byte arrives."""
+    data = frame(Opcode.TEXT, b"".join(chops))
+    cut1 = len(data) - len(b"".join(chops)) + len(chops[0])
+    cut2 = cut1 + len(chops[1])
+    c = server()
+    assert read(c, frame(Opcode.BINARY, b"before") + data[:cut1], into) == [Message(b"before")]
+    assert c.state is State.OPEN and sent(c) == b""
+    (ev,) = read(c, data[cut1:cut2], into)
+    assert isinstance(ev, Closed) and ev.code == 1007
+    out = sent(c)
+    assert out[0] == 0x88 and out[2:4] == b"\x03\xef"
+    assert c.state is State.CLOSED and c.close_code == 1007
+    assert read(c, data[cut2:], into) == []
+
+
+@pytest.mark.parametrize("into", [False, True], ids=["receive_data", "receive_into"])
+@pytest.mark.parametrize("fragments", [False, True])
+def test_a_chopped_fragment_fails_at_the_read_that_brings_the_bad_byte(into: bool, fragments: bool) -> None:
+    """Autobahn 6.4.1/6.4.2 with each fragment cut into chops too."""
+    c = Connection(handshake=False, deliver_fragments=fragments)
+    first = frame(Opcode.TEXT, KOSME, fin=False)
+    second = frame(0, b"ab\xf4\x90\x80\x80cd", fin=False)
+    head = len(second) - 8
+    events = read(c, first + second[: head + 3], into)
+    assert events == ([Fragment(KOSME, True, False, True)] if fragments else [])
+    (ev,) = read(c, second[head + 3 : head + 4], into)
+    assert isinstance(ev, Closed) and ev.code == 1007
+    assert read(c, second[head + 4 :] + frame(0, b"edited"), into) == []
+
+
+@pytest.mark.parametrize("into", [False, True], ids=["receive_data", "receive_into"])
+def test_a_text_message_cut_short_fails_at_its_last_frame(into: bool) -> None:
+    c = server()
+    data = frame(Opcode.TEXT, b"ok\xe2\x82", fin=False) + frame(0, b"")
+    assert read(c, data[:-1], into) == []
+    (ev,) = read(c, data[-1:], into)
+    assert isinstance(ev, Closed) and ev.code == 1007
+
+
+def test_the_connection_s_parser_checks_text_and_its_assembler_does_not_again() -> None:
+    c = server()
+    assert c._parser.check_utf8 is True
+    assert c._assembler.utf8_checked is True
+    c.receive_data(frame(Opcode.TEXT, b"half", fin=False))
+    assert c._assembler._utf8 is None
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+_TEXTS = st.lists(
+    st.one_of(
+        st.text(max_size=6).map(str.encode),
+        st.sampled_from([b"\xed\xa0\x80", b"\xf4\x90", b"\xe0\x80", b"\xc3", b"\x80", b"\xff"]),
+    ),
+    max_size=5,
+).map(b"".join)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    messages=st.lists(st.tuples(st.sampled_from(["text", "text", "binary"]), _TEXTS,
+                                st.lists(st.integers(0, 40), max_size=3), st.booleans()), max_size=4),
+    cuts=st.lists(st.integers(0, 4000), max_size=10),
+    into=st.booleans(),
+    fragments=st.booleans(),
+)
+def test_invalid_text_fails_at_the_read_that_brings_its_first_bad_byte(
+    messages: list, cuts: list, into: bool, fragments: bool
+) -> None:
+    """Any messages, text or not UTF-8, in fragments, with pings between them,
+    in any chunking: the connection fails with 1007 in the read that holds
+    the first byte that makes a text message invalid (or the last byte of
+    one cut short), and every message before it is delivered."""
+    stream = b""
+    fail_at = None
+    delivered: list = []
+    for kind, data, sizes, ping in messages:
+        pieces, pos = [], 0
+        for size in sizes:
+            pieces.append(data[pos : pos + size])
+            pos += size
+        pieces.append(data[pos:])
+        offsets = []
+        for i, piece in enumerate(pieces):
+            op = (Opcode.TEXT if kind == "text" else Opcode.BINARY) if i == 0 else Opcode.CONTINUATION
+            f = frame(op, piece, fin=i == len(pieces) - 1)
+            offsets += range(len(stream) + len(f) - len(piece), len(stream) + len(f))
+            stream += f
+            if ping and i < len(pieces) - 1:
+                stream += frame(Opcode.PING, b"p")
+        if kind == "text" and not _decodes(data):
+            bad = first_bad(data)
+            fail_at = offsets[bad] if bad is not None else len(stream) - 1
+            break
+        delivered.append(data.decode() if kind == "text" else data)
+    points = sorted({c % (len(stream) + 1) for c in cuts}) + [len(stream)]
+    c = Connection(handshake=False, deliver_fragments=fragments)
+    got: list = []
+    start = 0
+    closed_in = None
+    for p in points:
+        events = read(c, stream[start:p], into)
+        got += events
+        if any(isinstance(e, Closed) for e in events):
+            assert closed_in is None
+            closed_in = (start, p)
+        start = p
+    closes = [e for e in got if isinstance(e, Closed)]
+    if fail_at is None:
+        assert closes == [] and c.state is State.OPEN
+    else:
+        assert len(closes) == 1 and closes[0].code == 1007
+        assert closed_in is not None and closed_in[0] <= fail_at < closed_in[1]
+    if not fragments:
+        assert [e.data for e in got if isinstance(e, Message)] == delivered
 
 
 # -- limits ---------------------------------------------------------------------------------
