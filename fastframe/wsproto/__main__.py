@@ -6,10 +6,12 @@
 
 The switch is made (:func:`fastframe.wsproto.install`) before the command is
 imported, in this process; worker processes that multiprocessing starts
-with "spawn" (hypercorn --workers, uvicorn --reload) make it too, since they
-import this module again as ``__mp_main__``.  A command that is not
-installed, or a wsproto imported before the switch, is an error (exit 2),
-never a silent run on the real wsproto.
+with "spawn" for a COMMAND (hypercorn --workers, uvicorn --workers and
+--reload) make it too, as they run ``fastframe.wsproto._boot`` as their main
+module.  With ``-m MODULE`` they do not (MODULE is their main module): use
+the console script.  A command that is not installed, or a wsproto imported
+before the switch, is an error (exit 2), never a silent run on the real
+wsproto.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ def main(argv: list[str]) -> int:
     found = [ep for ep in entry_points(group="console_scripts") if ep.name == name]
     if not found:
         return _fail(f"no console script named {name!r} is installed in this environment ({sys.executable})")
+    # Worker processes spawned by the command run _boot first (see there).
+    import importlib.util
+
+    sys.modules["__main__"].__spec__ = importlib.util.find_spec(f"{__package__}._boot")
     # Loaded after install(): the command's modules import wsproto now.
     function = found[0].load()
     sys.argv = argv
@@ -67,6 +73,3 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
-elif __name__ == "__mp_main__":
-    # A worker process started with "spawn" by a command run through here.
-    install()
