@@ -218,9 +218,10 @@ class Connection:
             ValueError: a ping or pong payload over 125 bytes.
         """
         state = self._state
-        if isinstance(event, Message):
+        cls = type(event)
+        if cls is BytesMessage or cls is TextMessage or isinstance(event, Message):
             if state is _OPEN:
-                return self._send_data(event.data, event.message_finished)
+                return self._send_data(event.data, event.message_finished)  # type: ignore[attr-defined]
         elif isinstance(event, (Ping, Pong)):
             if state is _OPEN:
                 payload = event.payload
@@ -234,13 +235,16 @@ class Connection:
         raise LocalProtocolError(f"Event {event} cannot be sent in state {state}.")
 
     def _send_data(self, data: Any, fin: bool) -> bytes:
-        if isinstance(data, (bytes, bytearray, memoryview)):
+        cls = type(data)
+        if cls is bytes or cls is bytearray or cls is memoryview or isinstance(data, (bytes, bytearray, memoryview)):
             op = _BINARY
         elif isinstance(data, str):
             op = _TEXT
             data = data.encode("utf-8")
         else:
             raise TypeError("Must provide bytes or text")
+        if fin and self._out_op < 0 and self._deflate is None:
+            return encode_frame(op, data, mask=self._mask)  # a whole message: the common case
         first = self._out_op
         if first < 0:
             self._out_op = op
@@ -292,6 +296,8 @@ class Connection:
                     self._close_event = None
                     self._state = _CLOSED if self._state is _LOCAL_CLOSING else _REMOTE_CLOSING
                 yield event
+            if self._done or not (self._in or self._frames or self._inflating is not None or self._error):
+                return
             if not self._parse():
                 return
 
@@ -338,7 +344,11 @@ class Connection:
             stream = self._stream
             if stream is not None:
                 take = min(stream.left, end - pos)
-                piece = data[pos : pos + take]
+                # Unmasking copies: a view is enough for it (server side).
+                if stream.key:
+                    piece: Any = memoryview(data)[pos : pos + take] if take < end - pos or pos else data
+                else:
+                    piece = data[pos : pos + take] if take < end - pos or pos else data
                 pos += take
                 self._on_piece(stream, piece, out)
             else:
@@ -394,7 +404,7 @@ class Connection:
         self._stream = stream
         return pos + size
 
-    def _on_piece(self, stream: _Stream, piece: bytes, out: deque[Event]) -> None:
+    def _on_piece(self, stream: _Stream, piece: Any, out: deque[Event]) -> None:
         """The next bytes of a streamed frame's payload."""
         key = stream.key
         if key:

@@ -10,7 +10,6 @@ three times as much, once per message.
 
 from __future__ import annotations
 
-from abc import ABC
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
@@ -34,8 +33,13 @@ __all__ = [
 ]
 
 
-class Event(ABC):  # noqa: B024 - wsproto's base class: abstract in name only
-    """Base class of the events: what the peer did, or what to send."""
+class Event:
+    """Base class of the events: what the peer did, or what to send.
+
+    wsproto makes it an ``abc.ABC`` with no abstract method; here it is a
+    plain class, because every ``isinstance(event, Message)`` a consumer
+    makes per message goes through ``ABCMeta.__instancecheck__`` otherwise.
+    """
 
 
 @dataclass(frozen=True)
