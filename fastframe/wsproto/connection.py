@@ -296,8 +296,53 @@ class Connection:
                     self._close_event = None
                     self._state = _CLOSED if self._state is _LOCAL_CLOSING else _REMOTE_CLOSING
                 yield event
-            if self._done or not (self._in or self._frames or self._inflating is not None or self._error):
+            chunks = self._in
+            if self._done or not (chunks or self._frames or self._inflating is not None or self._error):
                 return
+            stream = self._stream
+            if stream is not None and len(chunks) == 1 and self._msg == _BINARY and not self._msg_z:
+                # The next read of a binary frame still arriving (a large
+                # message read in pieces): yielded without the queue.
+                data = chunks[0]
+                if len(data) <= stream.left:
+                    self._in = []
+                    piece = self._unmask(stream, data)
+                    done = stream.left == 0
+                    last = done and stream.fin
+                    if done:
+                        self._stream = None
+                        if last:
+                            self._msg = -1
+                    event = _new(BytesMessage)
+                    fields = event.__dict__
+                    fields["data"] = piece
+                    fields["frame_finished"] = done
+                    fields["message_finished"] = last
+                    yield event
+                    continue
+            elif len(chunks) == 1 and stream is None and not self._frames and self._msg < 0:
+                # The common read: whole frames, often one whole binary
+                # message, which is yielded without the queue.
+                data = chunks[0]
+                if _whole_frames(data, 0, len(data)) == len(data):
+                    self._in = []
+                    try:
+                        frames = self._parser.feed(data)
+                    except _CodecError as exc:
+                        self._frames.extend(exc.frames)
+                        self._error = (exc.close_code, str(exc))
+                        continue
+                    if len(frames) == 1:
+                        frame = frames[0]
+                        if frame.opcode == _BINARY and frame.fin and not frame.rsv1:
+                            event = _new(BytesMessage)
+                            fields = event.__dict__
+                            fields["data"] = frame.payload
+                            fields["frame_finished"] = True
+                            fields["message_finished"] = True
+                            yield event
+                            continue
+                    self._frames.extend(frames)
             if not self._parse():
                 return
 
@@ -406,16 +451,24 @@ class Connection:
 
     def _on_piece(self, stream: _Stream, piece: Any, out: deque[Event]) -> None:
         """The next bytes of a streamed frame's payload."""
-        key = stream.key
-        if key:
-            shift = stream.offset & 3
-            piece = apply_mask(piece, key[shift:] + key[:shift] if shift else key)
-        stream.offset += len(piece)
-        stream.left -= len(piece)
+        piece = self._unmask(stream, piece)
         done = stream.left == 0
         if done:
             self._stream = None
         self._data(piece, done, stream.fin, out)
+
+    @staticmethod
+    def _unmask(stream: _Stream, piece: Any) -> bytes:
+        """The piece unmasked (RFC 6455 §5.3), from where the frame's key
+        stands after the bytes before it; counts it off the frame."""
+        key = stream.key
+        if key:
+            shift = stream.offset & 3
+            piece = apply_mask(piece, key[shift:] + key[:shift] if shift else key)
+        n = len(piece)
+        stream.offset += n
+        stream.left -= n
+        return piece  # type: ignore[no-any-return]
 
     def _begin(self, op: int, rsv1: bool) -> None:
         """A data frame starts: the rules of RFC 6455 §5.4 and RFC 7692 §6.1."""
