@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_wsproto import facade_codec, frame  # noqa: E402, F401 - the fixture, used below
 
+import fastframe.wsproto as ff_wsproto  # noqa: E402
 import fastframe.wsproto.connection as ff_connection  # noqa: E402
 import fastframe.wsproto.events as ff_events  # noqa: E402
 import fastframe.wsproto.extensions as ff_extensions  # noqa: E402
@@ -293,3 +294,55 @@ def test_violations_end_with_the_same_code(case: tuple[str, bytes, int],
     for name, conn in pair.items():
         conn.receive_data(_frame(2, b"later", key=os.urandom(4)))
         assert list(conn.events()) == [], name
+
+
+# -- the handshake -----------------------------------------------------------------
+
+REQUEST = (
+    b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com:8080\r\nUpgrade: websocket\r\n"
+    b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n"
+    b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\nX-Extra: 1\r\n\r\n"
+)
+
+
+def _ws(name: str, side: str) -> Any:
+    module = wsproto if name == "wsproto" else ff_wsproto
+    return module.WSConnection(getattr(IMPLS[name][0].ConnectionType, side))
+
+
+@pytest.mark.parametrize("answer", ["accept", "reject", "reject with body"])
+def test_server_handshake_bytes(answer: str) -> None:
+    """The same request gives the same Request event, and the answers the
+    same bytes (the 101 with the negotiated permessage-deflate included)."""
+    seen: dict[str, list[Any]] = {}
+    for name, (_, ev, ext) in IMPLS.items():
+        server = _ws(name, "SERVER")
+        server.receive_data(REQUEST)
+        out: list[Any] = [_norm(e) for e in server.events()]
+        if answer == "accept":
+            out.append(server.send(ev.AcceptConnection(subprotocol="superchat", extensions=[ext.PerMessageDeflate()],
+                                                       extra_headers=[(b"X-Server", b"ff")])))
+            out.append(server.send(ev.TextMessage("compressed " * 20)))
+        elif answer == "reject":
+            out.append(server.send(ev.RejectConnection(status_code=403)))
+        else:
+            out.append(server.send(ev.RejectConnection(status_code=400, headers=[(b"content-length", b"3")],
+                                                       has_body=True)))
+            out.append(server.send(ev.RejectData(b"bad")))
+        out.append(server.state.name)
+        seen[name] = out
+    assert seen["facade"] == seen["wsproto"]
+
+
+def test_client_handshake_bytes() -> None:
+    """The same Request gives the same request bytes, but for the random key."""
+    seen = {}
+    for name, (_, ev, ext) in IMPLS.items():
+        client = _ws(name, "CLIENT")
+        data = client.send(ev.Request(host="example.com", target="/x?y=1", subprotocols=["a", "b"],
+                                      extensions=[ext.PerMessageDeflate(client_max_window_bits=10)],
+                                      extra_headers=[(b"Origin", b"http://example.com")]))
+        head, _, tail = data.partition(b"Sec-WebSocket-Key: ")
+        seen[name] = head + tail[tail.index(b"\r\n"):]
+    assert seen["facade"] == seen["wsproto"]

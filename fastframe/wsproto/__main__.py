@@ -57,7 +57,10 @@ def main(argv: list[str]) -> int:
     from importlib.metadata import entry_points
 
     name = argv[0]
-    found = [ep for ep in entry_points(group="console_scripts") if ep.name == name]
+    if sys.version_info >= (3, 10):
+        found = list(entry_points(group="console_scripts", name=name))
+    else:  # a dict of groups
+        found = [ep for ep in entry_points().get("console_scripts", ()) if ep.name == name]
     if not found:
         return _fail(f"no console script named {name!r} is installed in this environment ({sys.executable})")
     # Worker processes spawned by the command run _boot first (see there).
