@@ -147,6 +147,8 @@ def test_events_is_lazy(facade_codec: ModuleType) -> None:
     assert close == CloseConnection(CloseReason.NORMAL_CLOSURE, "")
     assert server.state is ConnectionState.REMOTE_CLOSING
     assert list(gen) == []  # nothing after the close frame is parsed
+    server.receive_data(frame(2, b"4"))
+    assert not server._in  # nor kept
     assert server.send(close.response()) == b"\x88\x02\x03\xe8"
     assert server.state is ConnectionState.CLOSED
     with pytest.raises(LocalProtocolError):
