@@ -155,6 +155,19 @@ def test_events_is_lazy(facade_codec: ModuleType) -> None:
         server.receive_data(b"more")
 
 
+def test_nothing_is_parsed_after_a_violation(facade_codec: ModuleType) -> None:
+    """Bytes that arrive between the violation and the event that reports
+    it are dropped, not parsed ahead of it."""
+    server = Connection(SERVER)
+    server.receive_data(frame(2, b"ok") + frame(3, b""))  # a reserved opcode
+    gen = server.events()
+    assert next(gen) == BytesMessage(b"ok")
+    server.receive_data(frame(2, b"late"))
+    [close] = list(gen)
+    assert close.code is CloseReason.PROTOCOL_ERROR
+    assert events(server, frame(2, b"later")) == []
+
+
 def test_close_codes(facade_codec: ModuleType) -> None:
     server = Connection(SERVER)
     [close] = events(server, frame(8, b""))

@@ -277,7 +277,8 @@ class Connection:
             return
         state = self._state
         if state is _OPEN or state is _LOCAL_CLOSING:
-            if data and not self._done:  # after a close or a violation nothing is parsed: nor kept
+            # After a close or a violation nothing is parsed: nor kept.
+            if data and not self._done and self._error is None:
                 # Copied unless immutable: the caller may reuse its buffer.
                 self._in.append(data if type(data) is bytes else bytes(data))
         elif state is _CLOSED:
