@@ -394,10 +394,11 @@ def test_cli() -> None:
     assert module.returncode == 0
 
 
-def test_cli_switches_spawned_workers(tmp_path: Any) -> None:
+@pytest.mark.parametrize("how", [["pytest"], ["-m", "pytest"]])
+def test_cli_switches_spawned_workers(tmp_path: Any, how: list[str]) -> None:
     """hypercorn --workers and uvicorn --workers start their workers with
-    multiprocessing's "spawn": a command run through the CLI has them use
-    the facade too."""
+    multiprocessing's "spawn": a command (or a module) run through the CLI
+    has them use the facade too."""
     (tmp_path / "spawned.py").write_text("def child(queue):\n    import wsproto\n    queue.put(wsproto.__name__)\n")
     (tmp_path / "test_spawn.py").write_text(
         "import multiprocessing, spawned\n"
@@ -410,7 +411,7 @@ def test_cli_switches_spawned_workers(tmp_path: Any) -> None:
         "    process.join()\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "fastframe.wsproto", "pytest", "-q", "-p", "no:cacheprovider", "test_spawn.py"],
+        [sys.executable, "-m", "fastframe.wsproto", *how, "-q", "-p", "no:cacheprovider", "test_spawn.py"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -6,12 +6,13 @@
 
 The switch is made (:func:`fastframe.wsproto.install`) before the command is
 imported, in this process; worker processes that multiprocessing starts
-with "spawn" for a COMMAND (hypercorn --workers, uvicorn --workers and
---reload) make it too, as they run ``fastframe.wsproto._boot`` as their main
-module.  With ``-m MODULE`` they do not (MODULE is their main module): use
-the console script.  A command that is not installed, or a wsproto imported
-before the switch, is an error (exit 2), never a silent run on the real
-wsproto.
+with "spawn" (hypercorn --workers, uvicorn --workers and --reload) make it
+too, as they run ``fastframe.wsproto._boot`` as their main module.  (A
+MODULE run with -m therefore runs in a namespace of its own, not as
+``sys.modules["__main__"]``: a worker target defined in it cannot be
+pickled, which fails loudly.)  A command that is not installed, or a wsproto
+imported before the switch, is an error (exit 2), never a silent run on the
+real wsproto.
 """
 
 from __future__ import annotations
@@ -46,13 +47,17 @@ def main(argv: list[str]) -> int:
 
         print(f"wsproto {wsproto.__version__} is {wsproto.__name__} ({wsproto.__file__})")
         return 0 if installed() else 2
+    # Worker processes spawned by the command run _boot first (see there).
+    import importlib.util
+
+    sys.modules["__main__"].__spec__ = importlib.util.find_spec(f"{__package__}._boot")
     if argv[0] == "-m":
         if len(argv) < 2:
             return _fail("-m needs a module name")
         import runpy
 
         sys.argv = argv[1:]
-        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        runpy.run_module(argv[1], run_name="__main__", alter_sys=False)
         return 0
     from importlib.metadata import entry_points
 
@@ -63,10 +68,6 @@ def main(argv: list[str]) -> int:
         found = [ep for ep in entry_points().get("console_scripts", ()) if ep.name == name]
     if not found:
         return _fail(f"no console script named {name!r} is installed in this environment ({sys.executable})")
-    # Worker processes spawned by the command run _boot first (see there).
-    import importlib.util
-
-    sys.modules["__main__"].__spec__ = importlib.util.find_spec(f"{__package__}._boot")
     # Loaded after install(): the command's modules import wsproto now.
     function = found[0].load()
     sys.argv = argv
