@@ -2,10 +2,11 @@
 
 Frozen dataclasses with wsproto's fields in wsproto's order, so that
 positional construction, equality, ``repr`` and ``dataclasses.replace``
-behave as consumers expect.  The connection makes the received ones through
-:func:`_make`, which fills the instance dict directly: a frozen dataclass's
-``__init__`` sets each field through ``object.__setattr__`` and costs about
-three times as much, once per message.
+behave as consumers expect.  A frozen dataclass's ``__init__`` sets each
+field through ``object.__setattr__`` and costs about three times as much as
+filling the instance dict: the message events, made once per message (by
+the connection when received, by the consumer when sent), get an
+``__init__`` with the same arguments that fills the dict.
 """
 
 from __future__ import annotations
@@ -155,12 +156,16 @@ class Pong(Event):
     payload: bytes = b""
 
 
-_new = object.__new__
+def _message_init(self: Message[Any], data: Any, frame_finished: bool = True, message_finished: bool = True) -> None:
+    # The same arguments as the dataclass's own __init__, filling the
+    # instance dict directly (a frozen dataclass's __init__ goes through
+    # object.__setattr__ once per field): consumers make one per message
+    # they send.
+    fields = self.__dict__
+    fields["data"] = data
+    fields["frame_finished"] = frame_finished
+    fields["message_finished"] = message_finished
 
 
-def _make(cls: type[Any], **fields: Any) -> Any:
-    """An event of the frozen dataclass ``cls`` with every field given,
-    without the frozen ``__init__`` (the same object it would make)."""
-    event = _new(cls)
-    event.__dict__.update(fields)
-    return event
+for _cls in (Message, TextMessage, BytesMessage):
+    _cls.__init__ = _message_init  # type: ignore[method-assign]
