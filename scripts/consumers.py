@@ -2,7 +2,7 @@
 """Run the test suites of wsproto's consumers with ``import wsproto`` giving
 fastframe.wsproto (issue 19), and optionally with the real wsproto 1.3.2.
 
-    python scripts/consumers.py [--baseline] [--keep-going] [--show] [SUITE ... | all]
+    python scripts/consumers.py [--baseline] [--pure] [--keep-going] [--show] [SUITE ... | all]
 
 SUITEs: wsproto, trio-websocket, simple-websocket, hypercorn, uvicorn,
 httpx-ws (default: all), and autobahn (the Autobahn fast groups against
@@ -20,7 +20,7 @@ rebuild).  Each run goes through ``python -m fastframe.wsproto pytest ...``
 under a timeout (some suites hang instead of failing when an event is
 wrong), and its counts are checked against EXPECTED: what the same suite
 gives with the real wsproto 1.3.2 (``--baseline`` runs that too and prints
-both side by side).  Exit status 1 if any facade run differs.
+both side by side; ``--pure`` runs the facade on fastframe's pure twin).  Exit status 1 if any facade run differs.
 """
 
 from __future__ import annotations
@@ -203,12 +203,16 @@ def counts(output: str) -> dict[str, int]:
     return found
 
 
-def run_suite(suite: Suite, python: Path, tree: Path, facade: bool) -> tuple[dict[str, int], float, str]:
+def run_suite(suite: Suite, python: Path, tree: Path, facade: bool,
+              pure: bool = False) -> tuple[dict[str, int], float, str]:
     cmd = [str(python), "-m", "pytest"]
     if facade:
         cmd = [str(python), "-m", "fastframe.wsproto", "pytest", "-p", "fastframe_wsproto_check"]
     cmd += ["-q", "-p", "no:cacheprovider", *suite.args]
     env = {**os.environ, **suite.env}
+    env.pop("FASTFRAME_NO_EXTENSIONS", None)
+    if pure:
+        env["FASTFRAME_NO_EXTENSIONS"] = "1"
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
@@ -284,6 +288,7 @@ def main() -> int:
     parser.add_argument("--baseline", action="store_true", help="also run each suite on the real wsproto")
     parser.add_argument("--keep-going", action="store_true", help="run every suite even after a failure")
     parser.add_argument("--show", action="store_true", help="print each run's output")
+    parser.add_argument("--pure", action="store_true", help="run the facade on fastframe's pure twin")
     opts = parser.parse_args()
     by_name = {s.name: s for s in SUITES}
     names = opts.suites or list(by_name)
@@ -306,7 +311,7 @@ def main() -> int:
             continue
         suite = by_name[name]
         python, tree = setup(suite)
-        found, took, out = run_suite(suite, python, tree, facade=True)
+        found, took, out = run_suite(suite, python, tree, facade=True, pure=opts.pure)
         good = found == suite.expected
         if opts.show or not good:
             print(out[-20000:])
