@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import fastframe.wsproto as facade
+from fastframe import apply_mask
 from fastframe.wsproto import WSConnection
 from fastframe.wsproto import connection as ff_connection
 from fastframe.wsproto.connection import CLIENT, SERVER, Connection, ConnectionState, ConnectionType
@@ -62,7 +63,7 @@ def frame(opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False, mas
     if not masked:
         return head + payload
     key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + key + apply_mask(payload, key)
 
 
 def events(conn: Any, data: bytes | None = None) -> list[Any]:
