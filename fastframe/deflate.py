@@ -13,6 +13,7 @@ memLevel 5 (zlib's default is 8: about 128 KiB more per connection).
 
 from __future__ import annotations
 
+import importlib
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,17 +22,22 @@ from typing import Any, Optional
 
 from .exceptions import PayloadTooBig, ProtocolError
 
+
+def _best_zlib() -> ModuleType:
+    # Looked up by name: zlib-ng is optional, and type checkers need not have it.
+    try:
+        return importlib.import_module("zlib_ng.zlib_ng")
+    except ImportError:  # pragma: no cover - depends on the environment
+        return zlib
+
+
 #: The zlib implementation compression runs on: zlib-ng's Python binding
 #: when installed (``pip install "fastframe[speedups]"``; the same API and
 #: raw DEFLATE streams as zlib, in fewer instructions per message:
 #: ``python -m benchmarks.deflate``, docs/benchmarks.md), else the standard
 #: library's.  Either side of a connection may use either: the streams are
 #: RFC 1951 whatever wrote them.
-backend: ModuleType
-try:
-    from zlib_ng import zlib_ng as backend
-except ImportError:  # pragma: no cover - depends on the environment
-    backend = zlib
+backend: ModuleType = _best_zlib()
 
 __all__ = [
     "DeflateConfig",

