@@ -313,6 +313,17 @@ def main() -> int:
         python, tree = setup(suite)
         found, took, out = run_suite(suite, python, tree, facade=True, pure=opts.pure)
         good = found == suite.expected
+        flaky = ""
+        if not good and "timeout" not in found:
+            # Some of the consumers' own tests race (httpx-ws's test_send_close
+            # asserts what the server saw the moment the client has left): a
+            # failure is printed and reported, and the whole suite must then
+            # pass on a second run.
+            print(out[-20000:])
+            again, took_again, out = run_suite(suite, python, tree, facade=True, pure=opts.pure)
+            if again == suite.expected:
+                flaky = f"; a first run had {show(found)}"
+                found, took, good = again, took + took_again, True
         if opts.show or not good:
             print(out[-20000:])
         base = ""
@@ -321,8 +332,10 @@ def main() -> int:
             base = f"{show(real)} ({real_took:.0f} s)"
             if opts.show:
                 print(real_out[-20000:])
-        rows.append((name, f"{show(found)} ({took:.0f} s)", base, "ok" if good else f"expected {show(suite.expected)}"))
-        print(f"{name}: facade {show(found)} in {took:.0f} s{'; real wsproto ' + base if base else ''}", flush=True)
+        rows.append((name, f"{show(found)} ({took:.0f} s){flaky}", base,
+                     "ok" if good else f"expected {show(suite.expected)}"))
+        print(f"{name}: facade {show(found)} in {took:.0f} s{flaky}{'; real wsproto ' + base if base else ''}",
+              flush=True)
         ok &= good
         if not good and not opts.keep_going:
             break
