@@ -63,7 +63,7 @@ if [[ $SIDE == client ]]; then
 {"url": "ws://127.0.0.1:$port", "outdir": "$out", "cases": $cases, "exclude-cases": $exclude,
  "exclude-agent-cases": {}}
 JSON
-        (cd "$AB" && "$AB/venv27/bin/wstest" -m fuzzingserver -u 0 -s "$AB/spec-client-$impl.json" \
+        (cd "$AB" && exec "$AB/venv27/bin/wstest" -m fuzzingserver -u 0 -s "$AB/spec-client-$impl.json" \
             > "$AB/wstest-client-$impl.log" 2>&1) &
         wst=$!
         for _ in $(seq 100); do
