@@ -996,10 +996,11 @@ class StreamCore:
         out = conn.output
         if not out:
             return
+        if self.finished:  # the transport is gone: nowhere to write, ever
+            out.clear()
+            return
         t = self.transport
-        if t is None or self.finished:  # not connected yet, or gone: nowhere to write
-            if self.finished:
-                out.clear()
+        if t is None:  # not connected yet: connection_made writes it
             return
         # The hard cap, checked before writing: what earlier writes left in
         # the buffer is still over it, so the peer is not reading (one large

@@ -89,6 +89,14 @@ class Front:
         self.events.append("drain")
 
 
+def assert_aborted_after(core: StreamCore, transport: FakeTransport, t0: float, timeout: float) -> None:
+    """Not aborted halfway through ``timeout`` from ``t0``, aborted past it."""
+    core.tick(t0 + timeout / 2)
+    assert not transport.aborted
+    core.tick(t0 + timeout * 1.5)
+    assert transport.aborted
+
+
 def open_core(**options: Any) -> tuple[StreamCore, FakeTransport, Front]:
     loop = asyncio.new_event_loop()
     conn = Connection(client=False, compression=None)
@@ -177,10 +185,7 @@ def test_core_open_timeout_aborts_a_stalled_handshake() -> None:
     transport = FakeTransport()
     core.connection_made(transport)  # type: ignore[arg-type]
     core.data_received(UPGRADE[:20])
-    core.tick(core.created + 0.5)
-    assert not transport.aborted
-    core.tick(core.created + 1.5)
-    assert transport.aborted
+    assert_aborted_after(core, transport, core.created, 1.0)
 
 
 def test_core_close_timeout_aborts_after_our_close() -> None:
@@ -189,10 +194,7 @@ def test_core_close_timeout_aborts_after_our_close() -> None:
     assert core.conn.state is State.CLOSING and transport.written[:1] == b"\x88"
     t0 = core.close_started
     assert t0 is not None
-    core.tick(t0 + 0.5)
-    assert not transport.aborted
-    core.tick(t0 + 1.5)
-    assert transport.aborted
+    assert_aborted_after(core, transport, t0, 1.0)
 
 
 def test_core_close_timeout_aborts_a_closed_connection_whose_transport_lingers() -> None:
@@ -204,10 +206,7 @@ def test_core_close_timeout_aborts_a_closed_connection_whose_transport_lingers()
     transport.closed = False  # the transport still holds bytes: not gone yet
     t0 = core.close_started
     assert t0 is not None
-    core.tick(t0 + 0.5)
-    assert not transport.aborted
-    core.tick(t0 + 1.5)
-    assert transport.aborted
+    assert_aborted_after(core, transport, t0, 1.0)
 
 
 # -- the hard write cap ------------------------------------------------------------------------
