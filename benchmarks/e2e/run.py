@@ -69,18 +69,24 @@ UVICORN = {
 }
 
 
-def build(name: str) -> str:
+def build(name: str, libs: tuple[str, ...] = ()) -> str:
     """Compile benchmarks/e2e/NAME.c into .build/NAME unless it is up to date."""
     src, exe = os.path.join(HERE, name + ".c"), os.path.join(BUILD, name)
     if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
         os.makedirs(BUILD, exist_ok=True)
         cc = os.environ.get("CC", "cc")
-        subprocess.run([cc, "-O2", "-o", exe, src], check=True)
+        out = subprocess.run([cc, "-O2", "-o", exe, src, *libs], capture_output=True, text=True)
+        if out.returncode != 0:
+            hint = ""
+            if "zlib.h" in out.stderr or "-lz" in out.stderr:
+                hint = "\nzlib's headers are missing: apt-get install zlib1g-dev (Debian, Ubuntu)"
+            raise RuntimeError(f"{cc} could not build {name}.c:\n{out.stderr.strip()}{hint}")
     return exe
 
 
 def build_client() -> str:
-    return build("loadclient")
+    """The load client; it links zlib (Debian: zlib1g-dev) for permessage-deflate."""
+    return build("loadclient", ("-lz",))
 
 
 def free_port() -> int:
@@ -179,8 +185,10 @@ def start_server(server: str, port: int, cpu: int | None, prefix: list[str] | No
 
 
 def run_client(port: int, conns: int, inflight: int, size: int, seconds: float, warmup: float,
-               cpu: int | None) -> dict[str, Any]:
+               cpu: int | None, deflate: bool = False) -> dict[str, Any]:
     cmd = [CLIENT, "127.0.0.1", str(port), str(conns), str(inflight), str(size), str(seconds), str(warmup)]
+    if deflate:
+        cmd.append("deflate")
     if cpu is not None and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(cpu)] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 60)
