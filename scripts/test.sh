@@ -17,9 +17,11 @@ if [[ -z "${VIRTUAL_ENV:-}" ]]; then
 fi
 
 # System tools the interop tests drive: curl, Debian's Chromium, Node + npm;
-# redis-server for the topics tests (each starts its own on a free port).
+# redis-server for the topics tests (each starts its own on a free port);
+# zlib's headers for the benchmark's load client (tests/test_loadclient_deflate.py).
 missing=()
 command -v curl >/dev/null || missing+=(curl)
+[[ -f /usr/include/zlib.h ]] || missing+=(zlib1g-dev)
 command -v redis-server >/dev/null || missing+=(redis-server)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)

@@ -13,6 +13,9 @@ the cost per message in user space (startup and warm-up cancel out).  The
 kernel is not counted: compare system calls with ``strace -c`` (every server
 here makes one read and one write per message at one message in flight).
 Node's ws is left out (its JIT under valgrind is not the JIT it runs).
+The compressed scenarios of run.py ("1x1 1KiB deflate", ...; "deflate" for
+all of them) count the same way, without picows (no permessage-deflate),
+against websockets.
 
 ``--footprint`` counts, besides, the server's hot code: the distinct 64-byte
 lines of machine code it runs on (nearly) every message, from callgrind's
@@ -34,20 +37,29 @@ import sys
 import tempfile
 
 from ..common import save_json
-from .run import SCENARIOS, available, build_client, free_port, run_client, start_server
+from .run import (
+    DEFLATE_SCENARIOS,
+    NO_DEFLATE,
+    SCENARIOS,
+    available,
+    build_client,
+    free_port,
+    run_client,
+    start_server,
+)
 
 DEFAULT_SERVERS = "fastframe-c-listener,fastframe-c,fastframe-py-listener,picows,aiohttp,websockets"
 
 
 def count(server: str, scenario: str, seconds: float) -> tuple[int, int]:
     """(messages echoed, instructions the server ran) for one period."""
-    conns, inflight, size = SCENARIOS[scenario]
+    conns, inflight, size, deflate = SCENARIOS[scenario]
     port = free_port()
     with tempfile.NamedTemporaryFile(prefix="callgrind.", suffix=".out") as out:
         proc = start_server(server, port, None,
-                            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}"])
+                            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}"], deflate)
         try:
-            r = run_client(port, conns, inflight, size, seconds, 0.0, None)
+            r = run_client(port, conns, inflight, size, seconds, 0.0, None, deflate)
         finally:
             err = stop(proc)
     m = re.search(r"Collected : (\d+)", err or "")
@@ -72,16 +84,16 @@ def footprint(server: str, scenario: str, seconds: float) -> int:
     """The hot 64-byte code lines (run on at least 90% of the messages) over a
     steady period: collection is switched on after a warm-up and off before
     the exit."""
-    conns, inflight, size = SCENARIOS[scenario]
+    conns, inflight, size, deflate = SCENARIOS[scenario]
     port = free_port()
     with tempfile.NamedTemporaryFile(prefix="callgrind.", suffix=".out") as out:
         proc = start_server(server, port, None, [
             "valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=yes", "--dump-line=no",
-            "--compress-pos=no", "--compress-strings=no", f"--callgrind-out-file={out.name}"])
+            "--compress-pos=no", "--compress-strings=no", f"--callgrind-out-file={out.name}"], deflate)
         try:
-            run_client(port, conns, inflight, size, 1.0, 0.0, None)  # warm-up, not counted
+            run_client(port, conns, inflight, size, 1.0, 0.0, None, deflate)  # warm-up, not counted
             subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
-            r = run_client(port, conns, inflight, size, seconds, 0.0, None)
+            r = run_client(port, conns, inflight, size, seconds, 0.0, None, deflate)
             subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
         finally:
             stop(proc)
@@ -126,10 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     servers = [s for s in args.servers.split(",") if s != "node-ws" and not available(s)]
     out: dict[str, dict[str, float]] = {}
     lines: dict[str, dict[str, int]] = {}
-    print("# server instructions per message (callgrind, user space); ratios against picows")
+    scenarios: list[str] = []
     for sc in args.scenarios.split(","):
+        scenarios += DEFLATE_SCENARIOS if sc == "deflate" else [sc]
+    print("# server instructions per message (callgrind, user space); ratios against picows"
+          + (" (compressed scenarios: websockets)" if any(SCENARIOS[sc][3] for sc in scenarios) else ""))
+    for sc in scenarios:
+        deflate = SCENARIOS[sc][3]
+        ref_name = "websockets" if deflate else "picows"
         out[sc] = {}
         for s in servers:
+            if deflate and s in NO_DEFLATE:
+                continue
             sys.stderr.write(f"\r\033[K{sc}: {s}")
             sys.stderr.flush()
             m1, i1 = count(s, sc, args.short)
@@ -140,16 +160,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.footprint:
                 lines.setdefault(sc, {})[s] = footprint(s, sc, args.short)
         sys.stderr.write("\r\033[K")
-        ref = out[sc].get("picows")
-        hot_ref = lines.get(sc, {}).get("picows")
-        print(f"\n{sc}\n  {'server':26s} {'instr/msg':>10s} {'vs picows':>9s}"
-              + (f" {'hot lines':>9s} {'KiB':>6s} {'vs picows':>9s}" if args.footprint else ""))
+        ref = out[sc].get(ref_name)
+        hot_ref = lines.get(sc, {}).get(ref_name)
+        w = max(9, 3 + len(ref_name))
+        print(f"\n{sc}\n  {'server':26s} {'instr/msg':>10s} {'vs ' + ref_name:>{w}s}"
+              + (f" {'hot lines':>9s} {'KiB':>6s} {'vs ' + ref_name:>{w}s}" if args.footprint else ""))
         for s, v in sorted(out[sc].items(), key=lambda kv: kv[1]):
-            ratio = f"{v / ref:8.2f}x" if ref else "      n/a"
-            row = f"  {s:26s} {v:10,.0f} {ratio:>9s}"
+            ratio = f"{v / ref:.2f}x" if ref else "n/a"
+            row = f"  {s:26s} {v:10,.0f} {ratio:>{w}s}"
             if args.footprint:
                 hot = lines[sc][s]
-                row += f" {hot:9,d} {hot * 64 / 1024:6.1f} " + (f"{hot / hot_ref:8.2f}x" if hot_ref else "      n/a")
+                row += f" {hot:9,d} {hot * 64 / 1024:6.1f} " + (f"{hot / hot_ref:.2f}x" if hot_ref else "n/a").rjust(w)
             print(row)
     save_json(args.json, {"instructions": out, "hot_lines": lines} if args.footprint else out)
     return 0

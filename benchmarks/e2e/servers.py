@@ -1,13 +1,22 @@
 """Echo servers for the end-to-end benchmark, one per library, all on uvloop.
 
-    python -m benchmarks.e2e.servers LIBRARY PORT
+    python -m benchmarks.e2e.servers LIBRARY PORT [deflate]
+    python -m benchmarks.e2e.servers uvicorn PORT WS_IMPL [deflate]
 
 LIBRARY: fastframe (the coroutine handler API), fastframe_listener (the
 callback API), both compiled or pure by FASTFRAME_NO_EXTENSIONS; picows,
 aiohttp, websockets; uvicorn WS_IMPL (an ASGI echo app under uvicorn with
 ``--ws WS_IMPL``: fastframe.uvicorn:Protocol, websockets-sansio or wsproto).
-Each echoes every message unchanged, with compression off, and prints
-"listening" once it accepts connections.  Node's ws server is inlined in run.py.
+Each echoes every message unchanged, with compression off unless
+``deflate`` is given, and prints "listening" once it accepts connections.
+Node's ws server is inlined in run.py.
+
+``deflate`` turns permessage-deflate on, each library with its own default
+settings (what a user who does not tune it gets): fastframe and websockets
+limit both windows to 12 bits and compress at memLevel 5, aiohttp takes 15
+bits and zlib's defaults, uvicorn's implementations their libraries'
+defaults; every one keeps the context (takeover) and compresses every
+message.  picows and uvloop_floor have no permessage-deflate.
 """
 
 from __future__ import annotations
@@ -18,32 +27,37 @@ import signal
 import sys
 
 
-async def fastframe_server(port: int) -> None:
+async def fastframe_server(port: int, deflate: bool = False) -> None:
     import fastframe
 
     async def echo(ws: fastframe.WebSocket) -> None:
         async for message in ws:
             await ws.send(message)
 
-    async with fastframe.serve(echo, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None):
+    async with fastframe.serve(echo, "127.0.0.1", port, compression=fastframe.DeflateConfig() if deflate else None,
+                               max_size=None, ping_interval=None):
         print("listening", flush=True)
         await asyncio.Event().wait()
 
 
-async def fastframe_listener_server(port: int) -> None:
+async def fastframe_listener_server(port: int, deflate: bool = False) -> None:
     import fastframe
 
     class Echo(fastframe.Listener):
         def on_message(self, ws: fastframe.WebSocket, message: str | bytes) -> None:
             ws.send_nowait(message)
 
-    async with fastframe.serve(Echo, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None):
+    async with fastframe.serve(Echo, "127.0.0.1", port, compression=fastframe.DeflateConfig() if deflate else None,
+                               max_size=None, ping_interval=None):
         print("listening", flush=True)
         await asyncio.Event().wait()
 
 
-async def picows_server(port: int) -> None:
+async def picows_server(port: int, deflate: bool = False) -> None:
     import picows
+
+    if deflate:
+        raise SystemExit("picows has no permessage-deflate")
 
     class Echo(picows.WSListener):
         def on_ws_frame(self, transport, frame):  # type: ignore[no-untyped-def]
@@ -58,11 +72,12 @@ async def picows_server(port: int) -> None:
     await server.serve_forever()
 
 
-async def aiohttp_server(port: int) -> None:
+async def aiohttp_server(port: int, deflate: bool = False) -> None:
     from aiohttp import WSMsgType, web
 
     async def handler(request):  # type: ignore[no-untyped-def]
-        ws = web.WebSocketResponse(compress=False, max_msg_size=0)
+        # compress=True: aiohttp's default, a 15-bit window both ways.
+        ws = web.WebSocketResponse(compress=deflate, max_msg_size=0)
         await ws.prepare(request)
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
@@ -80,7 +95,7 @@ async def aiohttp_server(port: int) -> None:
     await asyncio.Event().wait()
 
 
-async def websockets_server(port: int) -> None:
+async def websockets_server(port: int, deflate: bool = False) -> None:
     from websockets.asyncio.server import serve
     from websockets.exceptions import ConnectionClosedError
 
@@ -91,7 +106,8 @@ async def websockets_server(port: int) -> None:
             async for message in ws:
                 await ws.send(message)
 
-    async with serve(echo, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None):
+    async with serve(echo, "127.0.0.1", port, compression="deflate" if deflate else None, max_size=None,
+                     ping_interval=None):
         print("listening", flush=True)
         await asyncio.Event().wait()
 
@@ -113,11 +129,11 @@ async def asgi_echo(scope, receive, send):  # type: ignore[no-untyped-def]
             await send({"type": "websocket.send", "bytes": message["bytes"]})
 
 
-async def uvicorn_server(port: int, ws: str) -> None:
+async def uvicorn_server(port: int, ws: str, deflate: bool = False) -> None:
     import uvicorn
 
     config = uvicorn.Config(asgi_echo, host="127.0.0.1", port=port, ws=ws, loop="none", http="httptools",
-                            lifespan="off", log_level="warning", ws_per_message_deflate=False,
+                            lifespan="off", log_level="warning", ws_per_message_deflate=deflate,
                             ws_ping_interval=None, ws_ping_timeout=None)
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve())
@@ -127,13 +143,15 @@ async def uvicorn_server(port: int, ws: str) -> None:
     await task
 
 
-async def uvloop_floor_server(port: int) -> None:
+async def uvloop_floor_server(port: int, deflate: bool = False) -> None:
     """Not a WebSocket server: the least a Python server on uvloop can do per
     message (one protocol callback per read, one C call to unmask, one write),
     for the load client's frames only.  A reference line: what uvloop and the
     kernel cost before any WebSocket library runs."""
     from fastframe._codec_c import apply_mask
 
+    if deflate:
+        raise SystemExit("uvloop_floor has no permessage-deflate")
     response = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
 
@@ -189,6 +207,10 @@ SERVERS = {
 
 def main() -> None:
     lib, port = sys.argv[1], int(sys.argv[2])
+    rest = sys.argv[4:] if lib == "uvicorn" else sys.argv[3:]
+    if rest not in ([], ["deflate"]):
+        raise SystemExit(f"unexpected arguments {rest} (only 'deflate')")
+    deflate = rest == ["deflate"]
     # A shell starts background jobs with SIGINT ignored, and children inherit
     # that; instructions.py stops servers with SIGINT (the clean exit callgrind
     # needs to write its totals), so take it back.
@@ -196,9 +218,9 @@ def main() -> None:
     import uvloop
 
     if lib == "uvicorn":
-        uvloop.run(uvicorn_server(port, sys.argv[3]))
+        uvloop.run(uvicorn_server(port, sys.argv[3], deflate))
     else:
-        uvloop.run(SERVERS[lib](port))
+        uvloop.run(SERVERS[lib](port, deflate))
 
 
 if __name__ == "__main__":
