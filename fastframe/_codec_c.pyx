@@ -881,7 +881,6 @@ cdef class FrameParser:
                 Py_XDECREF(etb)
         return 0
 
-
     def feed_messages(self, data, on_message, on_error, arg, Py_ssize_t size=-1):
         """Like feed, but each whole message parsed before the first frame
         that must be returned goes to ``on_message(arg, message)`` (``str``
