@@ -60,6 +60,7 @@ cdef extern from "Python.h":
     # while it is owned by this module alone (refcount 1, never shared yet).
     int _PyBytes_Resize(PyObject **string, Py_ssize_t newsize) except -1
     PyObject *PyBytes_FromStringAndSize_raw "PyBytes_FromStringAndSize" (const char *v, Py_ssize_t n) except NULL
+    void PyErr_GetExcInfo(PyObject **ptype, PyObject **pvalue, PyObject **ptraceback)
 
 
 # RFC 6455 §5.2: payload length 126 announces a 16-bit length, 127 a 64-bit
@@ -99,9 +100,24 @@ cdef enum:
 cdef extern from *:
     """
     #define FF_MAX_LEN64 0x7FFFFFFFFFFFFFFFULL
+
+    /* A bytearray held against resizing for one parse, through its type's
+       buffer slots: PyObject_GetBuffer and PyBuffer_Release less their
+       generic dispatch (docs/performance.md, "The buffer whole"). */
+    static inline int ff_hold_bytearray(PyObject *o, Py_buffer *view) {
+        return PyByteArray_Type.tp_as_buffer->bf_getbuffer(o, view, PyBUF_SIMPLE);
+    }
+    static inline void ff_release_bytearray(Py_buffer *view) {
+        PyObject *o = view->obj;
+        PyByteArray_Type.tp_as_buffer->bf_releasebuffer(o, view);
+        view->obj = NULL;
+        Py_DECREF(o);
+    }
     """
     # The largest 64-bit length: its most significant bit must be 0.
     const uint64_t MAX_LEN64 "FF_MAX_LEN64"
+    int ff_hold_bytearray(object o, Py_buffer *view) except -1
+    void ff_release_bytearray(Py_buffer *view)
 
 # Opcode members by value (None for reserved values), so that a parsed frame
 # carries the enum member at the cost of a tuple lookup.
@@ -412,6 +428,9 @@ cdef inline Py_ssize_t _clamp(Py_ssize_t n, Py_ssize_t size) noexcept:
 
 # ---------------------------------------------------------------- parsing
 
+# Final: its C methods are called directly, not through a vtable, and the
+# compiler can inline them (docs/performance.md).
+@cython.final
 cdef class FrameParser:
     cdef readonly bint expect_mask
     cdef readonly bint allow_rsv1
@@ -709,18 +728,13 @@ cdef class FrameParser:
         return 0
 
     cdef int _parse(self, const uint8_t *data, Py_ssize_t size, list frames) except -1:
-        """_parse_frames; after any error it meets the parser is failed.  A
-        ProtocolError failed it already; anything else (MemoryError, the
-        error hook of feed_messages raising) stopped it mid-read, where the
-        stream's position is lost (and a payload may be gone)."""
-        try:
-            return self._parse_frames(data, size, frames)
-        except BaseException as exc:
-            if self._state != S_FAILED:
-                self._fail(exc, None)
-            raise
-
-    cdef int _parse_frames(self, const uint8_t *data, Py_ssize_t size, list frames) except -1:
+        """Parse ``size`` bytes at ``data`` into ``frames`` (or the sink).
+        After any error it meets the parser is failed: a ProtocolError
+        failed it already; anything else (MemoryError, the error hook of
+        feed_messages raising) stopped it mid-read, where the stream's
+        position is lost (and a payload may be gone).  That is a try/finally
+        that reads the exception being handled, not a try/except, whose
+        setup would cost on every read (docs/performance.md)."""
         cdef Py_ssize_t pos = 0, avail, hlen, take
         cdef uint8_t b0, b1
         cdef uint64_t n
@@ -729,128 +743,143 @@ cdef class FrameParser:
         cdef const uint8_t *h
         cdef object payload_obj
         cdef uint8_t ftext
-        while True:
-            avail = size - pos
-            if self._state == S_PAYLOAD:
-                take = <Py_ssize_t>(self._len - self._fill)
-                if take > avail:
-                    take = avail
-                self._append_payload(data + pos, take)
-                pos += take
-                if self._ftext != FT_NONE and take > 0 and (
-                        self._ftext == FT_FRAG or self._fill != self._len
-                        or self._fill != <uint64_t>take):
-                    # The text that arrived is checked now, not when its
-                    # frame is complete (§8.1; Autobahn 6.4.3, 6.4.4); but
-                    # not a one-frame message whose payload came whole in
-                    # this call (after a header split across calls): as in
-                    # the fast path, decoding it checks it in this call.
-                    self._check_text(
-                        <const uint8_t *>PyBytes_AS_STRING(<object>self._payload)
-                        + self._fill - <uint64_t>take, take, False, frames)
-                if self._fill < self._len:
-                    return 0
-                if self._ftext != FT_NONE and (self._b0 & 0x80):
-                    self._check_text(NULL, 0, True, frames)
-                # Complete: hand the (now exactly sized) bytes to a Frame;
-                # an empty payload never allocated any.
-                if self._payload == NULL:
-                    payload_obj = b""
+        cdef bint done = False
+        cdef PyObject *etype
+        cdef PyObject *evalue
+        cdef PyObject *etb
+        try:
+            while True:
+                avail = size - pos
+                if self._state == S_PAYLOAD:
+                    take = <Py_ssize_t>(self._len - self._fill)
+                    if take > avail:
+                        take = avail
+                    self._append_payload(data + pos, take)
+                    pos += take
+                    if self._ftext != FT_NONE and take > 0 and (
+                            self._ftext == FT_FRAG or self._fill != self._len
+                            or self._fill != <uint64_t>take):
+                        # The text that arrived is checked now, not when its
+                        # frame is complete (§8.1; Autobahn 6.4.3, 6.4.4); but
+                        # not a one-frame message whose payload came whole in
+                        # this call (after a header split across calls): as in
+                        # the fast path, decoding it checks it in this call.
+                        self._check_text(
+                            <const uint8_t *>PyBytes_AS_STRING(<object>self._payload)
+                            + self._fill - <uint64_t>take, take, False, frames)
+                    if self._fill < self._len:
+                        break
+                    if self._ftext != FT_NONE and (self._b0 & 0x80):
+                        self._check_text(NULL, 0, True, frames)
+                    # Complete: hand the (now exactly sized) bytes to a Frame;
+                    # an empty payload never allocated any.
+                    if self._payload == NULL:
+                        payload_obj = b""
+                    else:
+                        payload_obj = <object>self._payload
+                        Py_DECREF(payload_obj)  # drop the reference held in _payload
+                        self._payload = NULL
+                    self._state = S_HEADER
+                    self._emit(self._b0, <bytes>payload_obj, frames)
+                    continue
+                if avail == 0:
+                    break
+                # S_HEADER
+                if self._hdr_len == 0 and avail >= 2:
+                    h = data + pos
                 else:
-                    payload_obj = <object>self._payload
-                    Py_DECREF(payload_obj)  # drop the reference held in _payload
-                    self._payload = NULL
-                self._state = S_HEADER
-                self._emit(self._b0, <bytes>payload_obj, frames)
-                continue
-            if avail == 0:
-                return 0
-            # S_HEADER
-            if self._hdr_len == 0 and avail >= 2:
-                h = data + pos
-            else:
-                # Collect the header across feeds: first its two fixed bytes,
-                # then as many as they announce.
-                take = 2 - self._hdr_len
-                if take > 0:
+                    # Collect the header across feeds: first its two fixed bytes,
+                    # then as many as they announce.
+                    take = 2 - self._hdr_len
+                    if take > 0:
+                        if take > avail:
+                            take = avail
+                        memcpy(self._hdr + self._hdr_len, data + pos, <size_t>take)
+                        self._hdr_len += take
+                        pos += take
+                        avail -= take
+                        if self._hdr_len < 2:
+                            break
+                    b0 = self._hdr[0]
+                    b1 = self._hdr[1]
+                    if self._bad_start(b0, b1):
+                        raise self._fail(self._header_error(b0, b1), frames)
+                    hlen = self._header_len(b1)
+                    take = hlen - self._hdr_len
                     if take > avail:
                         take = avail
                     memcpy(self._hdr + self._hdr_len, data + pos, <size_t>take)
                     self._hdr_len += take
                     pos += take
-                    avail -= take
-                    if self._hdr_len < 2:
-                        return 0
-                b0 = self._hdr[0]
-                b1 = self._hdr[1]
+                    if self._hdr_len < hlen:
+                        break
+                    self._hdr_len = 0
+                    self._read_header(self._hdr, frames)
+                    self._ftext = self._frame_text(self._b0)
+                    self._start_payload()
+                    continue
+                # Fast path: the header starts in this buffer.  This is
+                # _read_header inlined, since it runs once per frame.
+                b0 = h[0]
+                b1 = h[1]
                 if self._bad_start(b0, b1):
                     raise self._fail(self._header_error(b0, b1), frames)
-                hlen = self._header_len(b1)
-                take = hlen - self._hdr_len
-                if take > avail:
-                    take = avail
-                memcpy(self._hdr + self._hdr_len, data + pos, <size_t>take)
-                self._hdr_len += take
-                pos += take
-                if self._hdr_len < hlen:
-                    return 0
-                self._hdr_len = 0
-                self._read_header(self._hdr, frames)
-                self._ftext = self._frame_text(self._b0)
-                self._start_payload()
-                continue
-            # Fast path: the header starts in this buffer.  This is
-            # _read_header inlined, since it runs once per frame.
-            b0 = h[0]
-            b1 = h[1]
-            if self._bad_start(b0, b1):
-                raise self._fail(self._header_error(b0, b1), frames)
-            n = b1 & 0x7F
-            hlen = 2
-            if n >= LEN16:
-                if n == LEN16:
-                    hlen = 4
-                else:
-                    hlen = 10
-            if b1 & 0x80:
-                hlen += 4
-            if avail < hlen:
-                memcpy(self._hdr, h, <size_t>avail)
-                self._hdr_len = avail
-                return 0
-            if n >= LEN16:
-                # Lengths 126 and 127, and any limit error, take the general
-                # path; it re-reads the same bytes.
-                self._read_header(h, frames)
-                n = self._len
-            elif n > self._max_plain:
-                self._read_header(h, frames)  # raises PayloadTooBig if over its limit
-            pos += hlen
-            avail -= hlen
-            if n > <uint64_t>avail:
-                self._collect(b0, b1, h + hlen, n, self._frame_text(b0))
-                continue
-            if self._msg != MSG_NONE or not (b0 & 0x80):
-                # A frame of a fragmented message (or a control frame within
-                # one): text to check is collected as if it arrived in
-                # pieces; S_PAYLOAD checks it as it copies it.  A final
-                # frame with no message open costs this one test.
-                ftext = self._track(b0)
-                if ftext != FT_NONE:
-                    self._collect(b0, b1, h + hlen, n, ftext)
+                n = b1 & 0x7F
+                hlen = 2
+                if n >= LEN16:
+                    if n == LEN16:
+                        hlen = 4
+                    else:
+                        hlen = 10
+                if b1 & 0x80:
+                    hlen += 4
+                if avail < hlen:
+                    memcpy(self._hdr, h, <size_t>avail)
+                    self._hdr_len = avail
+                    break
+                if n >= LEN16:
+                    # Lengths 126 and 127, and any limit error, take the general
+                    # path; it re-reads the same bytes.
+                    self._read_header(h, frames)
+                    n = self._len
+                elif n > self._max_plain:
+                    self._read_header(h, frames)  # raises PayloadTooBig if over its limit
+                pos += hlen
+                avail -= hlen
+                if n > <uint64_t>avail:
+                    self._collect(b0, b1, h + hlen, n, self._frame_text(b0))
                     continue
-            # The whole payload is here: one pass copies and unmasks it into
-            # a fresh bytes object.
-            payload = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>n)
-            dst = <uint8_t *>PyBytes_AS_STRING(payload)
-            if b1 & 0x80:
-                # h + hlen - 4 is the key: hlen counts it, and the header was
-                # checked to be complete above.
-                ff_mask_copy(dst, data + pos, <size_t>n, h + hlen - 4)
-            else:
-                memcpy(dst, data + pos, <size_t>n)
-            pos += <Py_ssize_t>n
-            self._emit(b0, payload, frames)
+                if self._msg != MSG_NONE or not (b0 & 0x80):
+                    # A frame of a fragmented message (or a control frame within
+                    # one): text to check is collected as if it arrived in
+                    # pieces; S_PAYLOAD checks it as it copies it.  A final
+                    # frame with no message open costs this one test.
+                    ftext = self._track(b0)
+                    if ftext != FT_NONE:
+                        self._collect(b0, b1, h + hlen, n, ftext)
+                        continue
+                # The whole payload is here: one pass copies and unmasks it into
+                # a fresh bytes object.
+                payload = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>n)
+                dst = <uint8_t *>PyBytes_AS_STRING(payload)
+                if b1 & 0x80:
+                    # h + hlen - 4 is the key: hlen counts it, and the header was
+                    # checked to be complete above.
+                    ff_mask_copy(dst, data + pos, <size_t>n, h + hlen - 4)
+                else:
+                    memcpy(dst, data + pos, <size_t>n)
+                pos += <Py_ssize_t>n
+                self._emit(b0, payload, frames)
+            done = True
+        finally:
+            if not done and self._state != S_FAILED:
+                PyErr_GetExcInfo(&etype, &evalue, &etb)
+                self._fail(<object>evalue if evalue != NULL else
+                           RuntimeError("the parser stopped at an error"), None)
+                Py_XDECREF(etype)
+                Py_XDECREF(evalue)
+                Py_XDECREF(etb)
+        return 0
 
     def feed_messages(self, data, on_message, on_error, arg, Py_ssize_t size=-1):
         """Like feed, but each whole message parsed before the first frame
@@ -893,9 +922,13 @@ cdef class FrameParser:
         # bytearray with an export cannot be resized, so the on_message sink
         # cannot pull the bytes from under the parser.
         if PyByteArray_CheckExact(data):
-            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)  # always contiguous
-        else:
-            _get_buffer(data, &view)
+            ff_hold_bytearray(data, &view)  # always contiguous
+            try:
+                self._parse(<const uint8_t *>view.buf, _clamp(view.len, size), frames)
+            finally:
+                ff_release_bytearray(&view)
+            return 0
+        _get_buffer(data, &view)
         try:
             self._parse(<const uint8_t *>view.buf, _clamp(view.len, size), frames)
         finally:
