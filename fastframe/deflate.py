@@ -54,6 +54,10 @@ _TAIL = b"\x00\x00\xff\xff"
 
 Param = tuple[str, Optional[str]]
 
+# Level 2, not zlib's default 6: far cheaper, for slightly larger frames
+# (docs/performance.md, "Compression level").
+DEFAULT_LEVEL = 2
+
 
 @dataclass(frozen=True)
 class DeflateConfig:
@@ -64,7 +68,7 @@ class DeflateConfig:
     client_no_context_takeover: bool = False
     server_max_window_bits: int | None = 12
     client_max_window_bits: int | None = 12
-    level: int = zlib.Z_DEFAULT_COMPRESSION
+    level: int = DEFAULT_LEVEL
     mem_level: int = 5
 
     def __post_init__(self) -> None:
@@ -291,7 +295,7 @@ class PerMessageDeflate:
         client: True on the client side.
     """
 
-    def __init__(self, params: DeflateParams, client: bool, level: int = zlib.Z_DEFAULT_COMPRESSION,
+    def __init__(self, params: DeflateParams, client: bool, level: int = DEFAULT_LEVEL,
                  mem_level: int = 5) -> None:
         self.params = params
         if client:

@@ -204,6 +204,26 @@ def test_round_trip_in_every_mode(snct: bool, cnct: bool, smwb: int | None, cmwb
         assert ec == [Message(m)]
 
 
+def test_the_configured_level_reaches_the_compressor() -> None:
+    """Level 2 by default (docs/performance.md); the level the config gives is
+    the one each side compresses with, and the peer inflates any level."""
+    assert DeflateConfig().level == 2
+    text = "".join(f'{{"id": {i}, "name": "user{i % 97}", "score": {i * 7 % 1000}}}, ' for i in range(200))
+    sizes = {}
+    for level in (0, 2, 9):
+        cfg = DeflateConfig(level=level)
+        s, c = pair(cfg, cfg)
+        s.send(text)
+        out = b"".join(s.data_to_send())
+        assert c.receive_data(out) == [Message(text)]
+        reference = zlib.compressobj(level, zlib.DEFLATED, -12, 5)
+        body = reference.compress(text.encode()) + reference.flush(zlib.Z_SYNC_FLUSH)
+        sizes[level] = len(out)
+        if level == 0:  # stored blocks: the same bytes from any zlib
+            assert out.endswith(body[:-4])
+    assert sizes[0] > len(text) > sizes[2] >= sizes[9]
+
+
 def test_compression_opt_out_per_message() -> None:
     s, c = pair(CFG, CFG)
     s.send("plain", compress=False)
