@@ -103,7 +103,7 @@ cdef extern from *:
 
     /* A bytearray held against resizing for one parse, through its type's
        buffer slots: PyObject_GetBuffer and PyBuffer_Release less their
-       generic dispatch (docs/performance.md, "The buffer whole"). */
+       generic dispatch (docs/performance.md, "One read buffer per thread"). */
     static inline int ff_hold_bytearray(PyObject *o, Py_buffer *view) {
         return PyByteArray_Type.tp_as_buffer->bf_getbuffer(o, view, PyBUF_SIMPLE);
     }
