@@ -827,7 +827,9 @@ class StreamCore:
             events = self.conn.receive_into(data, self.sink, self.sink_error, self.sink_arg, size)
             # Pings, pongs, a close, and messages that came after them: what
             # the front end sends while it handles them joins the same write.
-            if events:
+            # (A list when there are any, else the empty tuple: a type check,
+            # not a truth test, per read.)
+            if type(events) is list:
                 if not self.ping_answered:
                     StreamCore._look_for_pong(self, events)
                 self.front._on_events(events)

@@ -915,8 +915,9 @@ class Connection:
         per-message fast path of the asyncio layer).  An exception from
         ``on_message`` goes to ``on_error(arg, exc)``.  Returns the events
         from the first other one on (later messages among them as
-        :class:`Message`), so that everything keeps its order of arrival
-        (an empty tuple when there are none: nothing to allocate per read).
+        :class:`Message`), so that everything keeps its order of arrival:
+        a non-empty list, or an empty tuple when there are none (nothing to
+        allocate per read, and a type check tells the two apart).
         With ``size`` >= 0 only the first ``size`` bytes of ``data`` count
         (the read buffer of a ``BufferedProtocol`` and the length read).
         """
