@@ -35,6 +35,8 @@ import abc
 import importlib
 import logging
 import os
+import struct
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 from ._impl import codec
@@ -44,16 +46,19 @@ from .protocol import State
 if TYPE_CHECKING:
     from .connection import StreamCore, WebSocket
 
-__all__ = ["ENGINES", "Broker", "Topics", "broker_from_url"]
+__all__ = ["ENGINES", "Broker", "Topics", "broker_from_url", "join_payloads"]
 
 log = logging.getLogger("fastframe.pubsub")
 
 _OPEN = State.OPEN
 # What the broker carries: one kind byte, the publisher's origin id, then the
-# message's bytes (UTF-8 for text).
-_TEXT_KIND, _BINARY_KIND = b"t", b"b"
+# message's bytes (UTF-8 for text).  Kind "m" carries several messages of one
+# topic (join_payloads): after the origin, each as its kind byte, its length
+# (4 bytes, big-endian) and its bytes.
+_TEXT_KIND, _BINARY_KIND, _MANY_KIND = b"t", b"b", b"m"
 _ORIGIN_SIZE = 8
 _HEADER_SIZE = 1 + _ORIGIN_SIZE
+_LENGTH = struct.Struct(">I")
 
 #: Broker engines by URL scheme: (module, class).  One module per engine.
 ENGINES: dict[str, tuple[str, str]] = {
@@ -71,7 +76,9 @@ class Broker(abc.ABC):
 
     An engine (Redis pub/sub, and one day NATS, Valkey or Postgres
     LISTEN/NOTIFY) implements these five methods; the registry does the rest
-    (the envelope, skipping its own echoes, encoding, delivery).  None of the
+    (the envelope, skipping its own echoes, encoding, delivery).  An engine
+    that queues publishes may send consecutive ones of a topic as one
+    message, made with :func:`join_payloads`.  None of the
     synchronous methods may block or wait for the network: they record what
     is wanted and return, and the engine's own task does the I/O, reconnects
     after a failure (logging the outage once, not per message) and applies
@@ -229,10 +236,8 @@ class Topics:
         subscribers = self._subscribers.get(topic)
         if not subscribers:
             return
-        kind = payload[:1]
-        data = memoryview(payload)[_HEADER_SIZE:]
-        if len(payload) < _HEADER_SIZE or (kind != _BINARY_KIND and (
-                kind != _TEXT_KIND or not codec.validate_utf8(data))):
+        frames = _frames(payload)
+        if frames is None:
             # Not written by a fastframe server: never put on the wire.
             self.malformed += 1
             if self.malformed == 1:
@@ -240,7 +245,7 @@ class Topics:
                             "format (docs/pubsub.md); further ones are counted, not logged",
                             self.broker.where if self.broker else "", topic)
             return
-        _deliver(subscribers, codec.encode_frame(1 if kind == _TEXT_KIND else 2, data))
+        _deliver(subscribers, frames)
 
     # -- life -------------------------------------------------------------------------
 
@@ -253,8 +258,64 @@ class Topics:
             await self.broker.aclose()
 
 
+def join_payloads(payloads: Sequence[bytes]) -> bytes:
+    """Consecutive payloads of one topic, published by one registry, as one
+    broker message (kind "m"); :meth:`Topics.receive` delivers its messages
+    in order, with one write per subscriber for all of them.  One payload
+    comes back as it is.
+
+    Raises:
+        ValueError: the payloads are not all from the same registry.
+    """
+    if len(payloads) == 1:
+        return payloads[0]
+    origin = payloads[0][1:_HEADER_SIZE]
+    parts: list[Any] = [_MANY_KIND, origin]
+    for payload in payloads:
+        if len(payload) < _HEADER_SIZE or not payload.startswith(origin, 1):
+            raise ValueError("join_payloads takes the payloads of one registry")
+        parts += (payload[:1], _LENGTH.pack(len(payload) - _HEADER_SIZE), memoryview(payload)[_HEADER_SIZE:])
+    return b"".join(parts)
+
+
+def _frames(payload: bytes) -> bytes | None:
+    """The WebSocket frames of a broker message (one, or several for kind
+    "m"), or None when it is not in the format or its text is not UTF-8."""
+    kind = payload[:1]
+    size = len(payload)
+    if size < _HEADER_SIZE:
+        return None
+    if kind != _MANY_KIND:
+        return _frame(kind, memoryview(payload)[_HEADER_SIZE:])
+    view = memoryview(payload)
+    frames = []
+    at = _HEADER_SIZE
+    while at < size:
+        if size - at < 5:
+            return None
+        (length,) = _LENGTH.unpack_from(payload, at + 1)
+        end = at + 5 + length
+        if end > size:
+            return None
+        frame = _frame(payload[at:at + 1], view[at + 5:end])
+        if frame is None:
+            return None
+        frames.append(frame)
+        at = end
+    return b"".join(frames) if frames else None
+
+
+def _frame(kind: bytes, data: memoryview) -> bytes | None:
+    if kind == _BINARY_KIND:
+        return codec.encode_frame(2, data)
+    if kind == _TEXT_KIND and codec.validate_utf8(data):
+        return codec.encode_frame(1, data)
+    return None
+
+
 def _deliver(subscribers: dict[WebSocket, StreamCore], frame: bytes) -> int:
-    """Queue ``frame`` on every open connection of ``subscribers``.
+    """Queue ``frame`` (one encoded frame, or several back to back) on every
+    open connection of ``subscribers``.
 
     The frame joins what the connection has queued (``conn.output``), so it
     leaves after what was sent before it; the core's flush at the end of the

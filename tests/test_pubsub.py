@@ -18,7 +18,7 @@ import pytest
 
 import fastframe
 from fastframe import DeflateConfig, LocalProtocolError, connect, serve
-from fastframe.pubsub import ENGINES, Broker, Receive, broker_from_url
+from fastframe.pubsub import ENGINES, Broker, Receive, broker_from_url, join_payloads
 
 UPGRADE = (
     b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -320,6 +320,60 @@ def test_messages_not_in_the_format_are_never_put_on_the_wire(caplog: pytest.Log
     with caplog.at_level(logging.WARNING, logger="fastframe.pubsub"):
         run(go())
     assert sum("not in fastframe's format" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_joined_payloads_arrive_as_their_messages_in_order() -> None:
+    other = b"\x07" * 8
+    single = b"t" + other + b"alone"
+    assert join_payloads([single]) is single  # one payload: as it is
+    with pytest.raises(ValueError, match="one registry"):
+        join_payloads([single, b"t" + b"\x08" * 8 + b"elsewhere"])
+    with pytest.raises(ValueError, match="one registry"):
+        join_payloads([single, b"t"])
+    messages: list[Any] = ["first", b"\x00second", "", "th\u00efrd " * 50, b"", b"x" * 70_000]
+    joined = join_payloads([(b"t" if isinstance(m, str) else b"b") + other
+                            + (m.encode() if isinstance(m, str) else m) for m in messages])
+    assert joined[:9] == b"m" + other
+
+    async def go() -> None:
+        async with serve(subscriber, "127.0.0.1", 0, max_size=1 << 20) as server:
+            topics = server.topics
+            async with connect(f"ws://127.0.0.1:{server.port}/t", max_size=1 << 20) as ws:
+                await wait_for(lambda: topics.num_subscribers("t") == 1)
+                topics.receive("t", joined)
+                topics.receive("t", b"m" + topics.origin + joined[9:])  # our own: skipped
+                topics.receive("t", single)
+                assert [await ws.recv() for _ in range(len(messages) + 1)] == [*messages, "alone"]
+                assert topics.malformed == 0
+
+    run(go())
+
+
+def test_malformed_joined_payloads_are_dropped_whole() -> None:
+    other = b"\x07" * 8
+    good = join_payloads([b"t" + other + b"one", b"b" + other + b"two"])
+
+    async def go() -> None:
+        async with serve(subscriber, "127.0.0.1", 0) as server:
+            topics = server.topics
+            async with connect(f"ws://127.0.0.1:{server.port}/t") as ws:
+                await wait_for(lambda: topics.num_subscribers("t") == 1)
+                bad = [
+                    b"m" + other,                                      # no message in it
+                    good[:-1],                                          # the last one cut short
+                    good + b"t\x00\x00",                                # a length cut short
+                    good + b"t\x00\x00\x00\x05abc",                     # a length past the end
+                    good + b"x\x00\x00\x00\x01a",                       # an unknown kind
+                    good + b"t\x00\x00\x00\x02\xff\xfe",                 # text that is not UTF-8
+                    good + b"m\x00\x00\x00\x00",                        # no nesting
+                ]
+                for payload in bad:
+                    topics.receive("t", payload)
+                topics.receive("t", good)
+                assert await ws.recv() == "one" and await ws.recv() == b"two"  # only the good one
+                assert topics.malformed == len(bad)
+
+    run(go())
 
 
 def test_broker_engines_by_url_scheme() -> None:

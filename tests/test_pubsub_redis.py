@@ -111,6 +111,16 @@ async def until(step: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> f
     return loop.time() - start
 
 
+async def until_subscribed(client: Any, expected: dict[str, int]) -> None:
+    """Until Redis counts ``expected`` subscribers on each channel."""
+    async def step() -> bool:
+        counts = dict(await client.pubsub_numsub(*expected))
+        await asyncio.sleep(0.01)
+        return all(counts[channel.encode()] == n for channel, n in expected.items())
+
+    await until(step)
+
+
 async def recv_or_none(ws: Any, timeout: float) -> Any:
     try:
         return await asyncio.wait_for(ws.recv(), timeout)
@@ -155,12 +165,7 @@ def test_two_servers_share_topics_through_redis(redis_server: RedisServer) -> No
             async with connect(f"ws://127.0.0.1:{a_server.port}/t") as a, \
                     connect(f"ws://127.0.0.1:{b_server.port}/t") as b, \
                     connect(f"ws://127.0.0.1:{b_server.port}/u") as u:
-                async def both_subscribed() -> bool:
-                    counts = dict(await client.pubsub_numsub("fastframe:t", "fastframe:u"))
-                    await asyncio.sleep(0.01)
-                    return counts[b"fastframe:t"] == 2 and counts[b"fastframe:u"] == 1
-
-                await until(both_subscribed)
+                await until_subscribed(client, {"fastframe:t": 2, "fastframe:u": 1})
                 for message in ["héllo from a", b"\x00binary from a"]:
                     await a.send(message)
                     assert await a.recv() == message and await b.recv() == message
@@ -170,16 +175,40 @@ def test_two_servers_share_topics_through_redis(redis_server: RedisServer) -> No
                 assert await recv_or_none(a, 0.2) is None and await recv_or_none(b, 0.01) is None
                 assert await recv_or_none(u, 0.01) is None  # another topic
                 assert a_server.topics.broker.stats()["published"] == 2  # type: ignore[union-attr]
+                # Many published in one go on A, t and u interleaved: in
+                # order, and consecutive ones of a topic in one Redis message.
+                received = b_server.topics.broker.stats()["received"]  # type: ignore[union-attr]
+                expected: dict[str, list[Any]] = {"t": [], "u": []}
+                for i in range(500):
+                    topic, message = ("u", f"u{i}") if i % 50 == 7 else ("t", f"t{i}" if i % 2 else b"t%d" % i)
+                    a_server.publish(topic, message)
+                    expected[topic].append(message)
+                assert [await a.recv() for _ in expected["t"]] == expected["t"]
+                assert [await b.recv() for _ in expected["t"]] == expected["t"]
+                assert [await u.recv() for _ in expected["u"]] == expected["u"]
+                assert await recv_or_none(b, 0.1) is None
+                assert a_server.topics.broker.stats()["published"] == 502  # type: ignore[union-attr]
+                more = b_server.topics.broker.stats()["received"] - received  # type: ignore[union-attr]
+                assert more <= 2 * len(expected["u"]) + 1
             # The last subscriber gone, the servers unsubscribe from Redis.
-            async def none_subscribed() -> bool:
-                counts = dict(await client.pubsub_numsub("fastframe:t", "fastframe:u"))
-                await asyncio.sleep(0.01)
-                return not any(counts.values())
-
-            await until(none_subscribed)
+            await until_subscribed(client, {"fastframe:t": 0, "fastframe:u": 0})
             await client.aclose()
 
     run(go())
+
+
+def test_runs_of_a_channel_keep_the_order_and_a_size_bound() -> None:
+    from fastframe.brokers import redis as engine
+
+    one = b"t" + b"\x01" * 8
+    batch = [(b"a", one + b"1"), (b"a", one + b"2"), (b"b", one + b"3"), (b"a", one + b"4")]
+    assert engine._runs(batch) == [(b"a", [one + b"1", one + b"2"]), (b"b", [one + b"3"]), (b"a", [one + b"4"])]
+    big = one + b"x" * (engine._JOIN_BYTES // 2)
+    assert [len(p) for _, p in engine._runs([(b"a", big)] * 5)] == [1, 1, 1, 1, 1]
+    small = [(b"a", one + b"y" * 1000)] * 600
+    runs = engine._runs(small)
+    assert sum(len(p) for _, p in runs) == 600 and len(runs) == 3
+    assert all(sum(map(len, p)) <= engine._JOIN_BYTES for _, p in runs)
 
 
 def test_redis_outage_local_delivery_goes_on_and_cross_server_delivery_resumes(

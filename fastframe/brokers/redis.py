@@ -3,7 +3,8 @@
 Needs redis-py (``pip install "fastframe[redis]"``, which brings hiredis, the
 parser redis-py uses when it is installed).  Two connections per server: one
 that publishes (PUBLISH, pipelined: what queued while the last batch was in
-flight goes in one round trip) and one subscribed to the channels of the
+flight goes in one round trip, consecutive messages of a topic in one
+PUBLISH) and one subscribed to the channels of the
 topics that have local subscribers (channel = ``prefix + topic``), plus a
 private channel that keeps it subscribed, so that a Redis that goes away is
 noticed at once.
@@ -29,11 +30,16 @@ import urllib.parse
 from collections import deque
 from typing import Any
 
-from ..pubsub import Broker, Receive
+from ..pubsub import Broker, Receive, join_payloads
 
 __all__ = ["RedisBroker"]
 
 log = logging.getLogger("fastframe.pubsub")
+
+# Consecutive publishes of a topic go in one PUBLISH up to this many bytes:
+# redis-py's cost is per command, and each server then parses one message
+# and writes once to each subscriber for all of them.
+_JOIN_BYTES = 256 << 10
 
 
 def _redis() -> tuple[Any, Any, Any]:
@@ -271,8 +277,8 @@ class RedisBroker(Broker):
             if self._pending:
                 batch = self._take()
                 pipe = publisher.pipeline(transaction=False)
-                for channel, payload in batch:
-                    pipe.publish(channel, payload)
+                for channel, payloads in _runs(batch):
+                    pipe.publish(channel, join_payloads(payloads))
                 try:
                     await pipe.execute(raise_on_error=False)
                 except BaseException:
@@ -329,3 +335,21 @@ class RedisBroker(Broker):
                 await asyncio.wait_for(close(), 1.0)
             except Exception:  # noqa: BLE001 - it is being dropped anyway
                 pass
+
+
+def _runs(batch: list[tuple[bytes, bytes]]) -> list[tuple[bytes, list[bytes]]]:
+    """``batch`` as runs of consecutive publishes to one channel, each at
+    most ``_JOIN_BYTES`` (or one publish): the order of the messages, across
+    channels too, is the order they were published in."""
+    runs: list[tuple[bytes, list[bytes]]] = []
+    last = None
+    size = 0
+    for channel, payload in batch:
+        if channel == last and size + len(payload) <= _JOIN_BYTES:
+            runs[-1][1].append(payload)
+            size += len(payload)
+        else:
+            runs.append((channel, [payload]))
+            last = channel
+            size = len(payload)
+    return runs
