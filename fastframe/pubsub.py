@@ -112,9 +112,10 @@ class Broker(abc.ABC):
         """Send what is queued if the broker is reachable (briefly), then disconnect."""
 
     def stats(self) -> dict[str, Any]:
-        """Counters: at least ``connected`` (bool), ``published``,
-        ``received``, ``dropped`` (publishes lost to a full queue or a
-        broken connection) and ``outages``."""
+        """Counters: at least ``connected`` (bool), ``published``
+        (messages), ``received`` (broker messages, which may each carry
+        several), ``dropped`` (publishes lost to a full queue or a broken
+        connection) and ``outages``."""
         return {}
 
 
