@@ -1,10 +1,13 @@
 """Memory per idle connection: open N WebSocket connections to a server
 process and hold them; report the server's RSS growth per connection.
 
-    python -m benchmarks.idle [N] [--server fastframe|websockets|...] [--json FILE]
+    python -m benchmarks.idle [N] [--server fastframe|websockets|...] [--deflate] [--json FILE]
 
 The server runs in its own process (file descriptors: N each side); the
 clients are raw sockets that complete the handshake and then stay silent.
+With ``--deflate`` the servers turn permessage-deflate on and the clients
+offer it as Chrome does (a 101 that does not accept it is an error): the
+memory of a browser's connection that is open and quiet.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ UPGRADE = (
     b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 )
+UPGRADE_DEFLATE = UPGRADE[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
 
 
 def rss_kib(pid: int) -> int:
@@ -41,34 +45,37 @@ def raise_fd_limit(n: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-async def open_many(port: int, n: int) -> list[Any]:
+async def open_many(port: int, n: int, deflate: bool = False) -> list[Any]:
     writers = []
     sem = asyncio.Semaphore(200)
 
     async def one() -> None:
         async with sem:
             r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.write(UPGRADE)
+            w.write(UPGRADE_DEFLATE if deflate else UPGRADE)
             head = await r.readuntil(b"\r\n\r\n")
             if not head.startswith(b"HTTP/1.1 101 "):
                 raise RuntimeError(head[:60])
+            if deflate and b"permessage-deflate" not in head.lower():
+                raise RuntimeError("the server did not accept permessage-deflate")
             writers.append(w)
 
     await asyncio.gather(*(one() for _ in range(n)))
     return writers
 
 
-def measure(server: str, n: int, env: dict[str, str] | None = None) -> dict[str, Any]:
+def measure(server: str, n: int, env: dict[str, str] | None = None, deflate: bool = False) -> dict[str, Any]:
     raise_fd_limit(n)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     full_env = dict(os.environ, **(env or {}))
+    extra = ",'deflate'" if deflate else ""
     code = (
         "import resource,sys;"
         "s,h=resource.getrlimit(resource.RLIMIT_NOFILE);"
         f"resource.setrlimit(resource.RLIMIT_NOFILE,(min(h,{n}+1000),h));"
-        f"sys.argv=['x','{server}','{port}'];"
+        f"sys.argv=['x','{server}','{port}'{extra}];"
         "from benchmarks.e2e.servers import main; main()"
     )
     if not env or "FASTFRAME_NO_EXTENSIONS" not in env:
@@ -78,10 +85,10 @@ def measure(server: str, n: int, env: dict[str, str] | None = None) -> dict[str,
         assert proc.stdout is not None and "listening" in proc.stdout.readline()
 
         async def go() -> dict[str, Any]:
-            warm = await open_many(port, 100)  # allocator and caches warm
+            warm = await open_many(port, 100, deflate)  # allocator and caches warm
             await asyncio.sleep(0.5)
             before = rss_kib(proc.pid)
-            writers = await open_many(port, n)
+            writers = await open_many(port, n, deflate)
             await asyncio.sleep(1.0)
             after = rss_kib(proc.pid)
             # Still serving: one more connection echoes.
@@ -92,7 +99,8 @@ def measure(server: str, n: int, env: dict[str, str] | None = None) -> dict[str,
             echo = await asyncio.wait_for(r.readexactly(4), 10)
             for x in writers + warm + [w]:
                 x.close()
-            return {"server": server, "connections": n, "rss_before_kib": before, "rss_after_kib": after,
+            return {"server": server, "connections": n, "deflate": deflate,
+                    "rss_before_kib": before, "rss_after_kib": after,
                     "kib_per_connection": (after - before) / n, "echo_ok": echo == b"\x82\x02hi"}
 
         return asyncio.run(go())
@@ -105,13 +113,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("n", nargs="?", type=int, default=10000)
     ap.add_argument("--server", default="fastframe,websockets,picows,aiohttp")
+    ap.add_argument("--deflate", action="store_true", help="permessage-deflate negotiated on every connection")
     ap.add_argument("--json")
     args = ap.parse_args()
     results = []
     for server in args.server.split(","):
-        r = measure(server, args.n)
+        r = measure(server, args.n, deflate=args.deflate)
         results.append(r)
-        print(f"{server:12s} {args.n} idle connections: {r['kib_per_connection']:.1f} KiB each "
+        print(f"{server:12s} {args.n} idle connections{' (deflate)' if args.deflate else ''}: "
+              f"{r['kib_per_connection']:.1f} KiB each "
               f"(RSS {r['rss_before_kib'] / 1024:.0f} -> {r['rss_after_kib'] / 1024:.0f} MiB), "
               f"still echoing: {r['echo_ok']}")
     save_json(args.json, results)

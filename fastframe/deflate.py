@@ -309,25 +309,28 @@ class PerMessageDeflate:
         self.level = level
         self.mem_level = mem_level
         self._z = backend  # chosen when the connection opened, for its whole life
-        self._compressor = self._new_compressor()
-        self._decompressor = self._z.decompressobj(wbits=-self.remote_bits)
+        # zlib's state is made when the first message needs it and dropped
+        # when no context is kept past a message: a connection that is idle
+        # (or compresses without context takeover, between messages) holds
+        # none (30 KiB with zlib, 165 KiB with zlib-ng, at 12-bit windows).
+        self._compressor: Any = None
+        self._decompressor: Any = None
         # Whether the decompressor was given any of the peer's bytes yet.
         self._started = False
 
-    def _new_compressor(self) -> Any:
-        z = self._z
-        return z.compressobj(self.level, z.DEFLATED, -max(9, self.local_bits), self.mem_level)
-
     def compress(self, data: bytes) -> bytes:
         """Compress one whole message (§7.2.1)."""
+        z = self._z
         c = self._compressor
-        out: bytes = c.compress(data) + c.flush(self._z.Z_SYNC_FLUSH)
+        if c is None:
+            c = self._compressor = z.compressobj(self.level, z.DEFLATED, -max(9, self.local_bits), self.mem_level)
+        out: bytes = c.compress(data) + c.flush(z.Z_SYNC_FLUSH)
         if out.endswith(_TAIL):
             out = out[:-4]
         if not out:
             out = b"\x00"  # §7.2.3.6: an empty message is one empty block
         if self.local_reset:
-            self._compressor = self._new_compressor()
+            self._compressor = None
         return out
 
     def decompress(self, data: bytes, budget: int | None, final: bool) -> bytes:
@@ -342,6 +345,8 @@ class PerMessageDeflate:
                 not right for this; RFC 7692 gives no code, 1002 is used).
         """
         d = self._decompressor
+        if d is None:
+            d = self._decompressor = self._z.decompressobj(wbits=-self.remote_bits)
         out: bytes
         if data:
             self._started = True
@@ -370,6 +375,6 @@ class PerMessageDeflate:
         except self._z.error as exc:
             raise ProtocolError(f"invalid compressed data: {exc}") from None
         if final and self.remote_reset:
-            self._decompressor = self._z.decompressobj(wbits=-self.remote_bits)
+            self._decompressor = None
             self._started = False
         return out
