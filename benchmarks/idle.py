@@ -27,6 +27,8 @@ import sys
 import zlib
 from typing import Any
 
+from fastframe import encode_frame
+
 from .common import save_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,16 +38,14 @@ UPGRADE = (
 )
 UPGRADE_DEFLATE = UPGRADE[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
 # What --send sends: about 1 KiB of JSON-like text, compressed (RFC 7692,
-# the 00 00 ff ff tail stripped), in a masked text frame with RSV1 (mask key
-# zero: the payload goes as it is).
+# the 00 00 ff ff tail stripped), in a masked text frame with RSV1.
 TEXT = b"".join(b'{"id": %d, "user": "user%d", "price": %d.5}, ' % (i, i % 13, i * 7 % 1000) for i in range(25))[:1024]
 
 
 def compressed_frame() -> bytes:
     c = zlib.compressobj(6, zlib.DEFLATED, -15)
     body = (c.compress(TEXT) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
-    assert 126 <= len(body) < 1 << 16
-    return bytes([0xC1, 0x80 | 126]) + len(body).to_bytes(2, "big") + b"\x00\x00\x00\x00" + body
+    return encode_frame(1, body, rsv1=True, mask=True)
 
 
 def check_echo(frame: bytes) -> None:
